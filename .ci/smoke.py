@@ -1,0 +1,96 @@
+"""Smoke test of `make run`: every service ready, a group flows to the others, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import requests
+
+from shared.auth import issue_token
+
+SERVICES = {"registry": 5001, "grants": 5002, "notifications": 5003}
+
+
+def wait(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"smoke: timed out waiting for {what}")
+
+
+def main() -> None:
+    secret = uuid.uuid4().hex * 2
+    env = {
+        **os.environ,
+        "KUBE_JWT_SECRET": secret,
+        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "KUBE_QUEUE_PREFIX": f"smoke-{uuid.uuid4().hex[:6]}",
+    }
+    platform = subprocess.Popen(["make", "run"], env=env, start_new_session=True)
+    try:
+        for service, port in SERVICES.items():
+            wait(
+                lambda p=port: requests.get(f"http://127.0.0.1:{p}/readyz", timeout=2).ok,
+                f"{service} /readyz",
+            )
+            print(f"smoke: {service} ready")
+        headers = {"Authorization": f"Bearer {issue_token(secret, sub='ci', roles=['admin'])}"}
+        name = f"KUBE Smoke {uuid.uuid4().hex[:6]}"
+        created = requests.post(
+            "http://127.0.0.1:5001/api/v1/groups",
+            headers=headers,
+            timeout=10,
+            json={"name": name, "region_code": "6472011001", "business_type": "tempe"},
+        )
+        created.raise_for_status()
+        group_id = created.json()["id"]
+        wait(
+            lambda: (
+                requests.get(
+                    f"http://127.0.0.1:5002/api/v1/groups/{group_id}", headers=headers, timeout=2
+                ).ok
+            ),
+            "grants to see the group",
+            30,
+        )
+        wait(
+            lambda: (
+                requests.get(
+                    f"http://127.0.0.1:5003/api/v1/recipient-groups/{group_id}",
+                    headers=headers,
+                    timeout=2,
+                ).ok
+            ),
+            "notifications to see the group",
+            30,
+        )
+        print(f"smoke: group {group_id} seen by grants and notifications")
+    finally:
+        os.killpg(platform.pid, signal.SIGINT)
+        try:
+            code = platform.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(platform.pid, signal.SIGKILL)
+            raise SystemExit("smoke: make run did not stop within 60 s") from None
+    for port in SERVICES.values():
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        except requests.ConnectionError:
+            continue
+        raise SystemExit(f"smoke: port {port} still answers after the stop")
+    print(f"smoke: clean stop (make exited {code})")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+# One image for every KUBE process (APIs, Celery workers, relay, scheduler, migrations);
+# docker-compose.yml picks the process with `command:`.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Unprivileged runtime user (fixed uid so bind-mounted files have predictable ownership).
+RUN groupadd --system --gid 10001 kube \
+    && useradd --system --uid 10001 --gid kube --home-dir /app --no-create-home --shell /usr/sbin/nologin kube
+
+# No apt build deps: psycopg[binary] and the other dependencies ship manylinux wheels.
+COPY pyproject.toml README.md ./
+COPY shared/ ./shared/
+COPY services/ ./services/
+# Remove setuptools' in-tree build leftovers so the runtime tree holds only the source.
+RUN pip install --no-cache-dir . \
+    && rm -rf build ./*.egg-info
+
+USER kube
+
+CMD ["kube", "--help"]

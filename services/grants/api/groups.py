@@ -1,0 +1,49 @@
+"""/api/v1/groups: the groups grants knows of, as the registry announced them."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from services.grants.models import GroupProjection
+from services.grants.schemas import GroupProjectionSchema, GroupQuerySchema
+from shared.auth import current_principal
+from shared.errors import NotFound
+from shared.http import kube
+from shared.pagination import page_of, paginate
+
+blp = Blueprint(
+    "groups",
+    __name__,
+    url_prefix="/api/v1/groups",
+    description="Groups known to the grant service (a projection of the registry).",
+)
+
+
+@blp.route("")
+class Groups(MethodView):
+    @blp.arguments(GroupQuerySchema, location="query")
+    @blp.response(200, page_of(GroupProjectionSchema))
+    def get(self, args):
+        """List known groups in the caller's region."""
+        statement = select(GroupProjection).order_by(GroupProjection.name, GroupProjection.id)
+        region = current_principal().region
+        if region:
+            statement = statement.where(GroupProjection.region_code.startswith(region))
+        if args["status"]:
+            statement = statement.where(GroupProjection.status == args["status"])
+        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+
+
+@blp.route("/<uuid:group_id>")
+class GroupById(MethodView):
+    @blp.response(200, GroupProjectionSchema)
+    def get(self, group_id: uuid.UUID):
+        """Read one known group."""
+        group = kube().db.session.get(GroupProjection, group_id)
+        if group is None or not current_principal().covers(group.region_code):
+            raise NotFound("No group with this id in your region.")
+        return group

@@ -1,0 +1,44 @@
+"""Events grants consumes: the registry's group and member changes."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from services.grants.models import GroupProjection
+from shared.db import utcnow
+from shared.projections import upsert_if_newer
+
+
+def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> None:
+    """Keep the newest known state of the group."""
+    group = payload["group"]
+    upsert_if_newer(
+        session,
+        GroupProjection,
+        {
+            "id": group["group_id"],
+            "version": group["version"],
+            "name": group["name"],
+            "region_code": group["region_code"],
+            "status": group["status"],
+            "business_type": group["business_type"],
+            "member_count": group["member_count"],
+            "officers": {
+                m["role"]: str(m["member_id"]) for m in group["members"] if m["role"] != "anggota"
+            },
+            "updated_at": utcnow(),
+        },
+    )
+
+
+HANDLERS = {
+    event_type: apply_group_snapshot
+    for event_type in (
+        "group.registered",
+        "group.updated",
+        "group.status_changed",
+        "member.added",
+        "member.updated",
+        "member.removed",
+    )
+}

@@ -1,0 +1,47 @@
+"""/api/v1/recipient-groups: whom notifications can reach, as the registry announced them."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from services.notifications.models import RecipientGroup
+from services.notifications.schemas import RecipientGroupQuerySchema, RecipientGroupSchema
+from shared.auth import current_principal
+from shared.errors import NotFound
+from shared.http import kube
+from shared.pagination import page_of, paginate
+
+blp = Blueprint(
+    "recipient_groups",
+    __name__,
+    url_prefix="/api/v1/recipient-groups",
+    description="Groups and their members' contacts (a projection of the registry).",
+)
+
+
+@blp.route("")
+class RecipientGroups(MethodView):
+    @blp.arguments(RecipientGroupQuerySchema, location="query")
+    @blp.response(200, page_of(RecipientGroupSchema))
+    def get(self, args):
+        """List recipient groups in the caller's region."""
+        statement = select(RecipientGroup).order_by(RecipientGroup.name, RecipientGroup.id)
+        region = current_principal().region
+        if region:
+            statement = statement.where(RecipientGroup.region_code.startswith(region))
+        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+
+
+@blp.route("/<uuid:group_id>")
+class RecipientGroupById(MethodView):
+    @blp.response(200, RecipientGroupSchema)
+    def get(self, group_id: uuid.UUID):
+        """Read one group's contacts."""
+        group = kube().db.session.get(RecipientGroup, group_id)
+        if group is None or not current_principal().covers(group.region_code):
+            raise NotFound("No group with this id in your region.")
+        return group

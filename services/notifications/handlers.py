@@ -1,0 +1,59 @@
+"""Events notifications consumes: the registry's group and member changes."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session
+
+from services.notifications.models import Contact, RecipientGroup
+from shared.db import utcnow
+from shared.projections import upsert_if_newer
+
+
+def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> None:
+    """Keep the newest known contacts of the group's members."""
+    group = payload["group"]
+    changed = upsert_if_newer(
+        session,
+        RecipientGroup,
+        {
+            "id": group["group_id"],
+            "version": group["version"],
+            "name": group["name"],
+            "region_code": group["region_code"],
+            "status": group["status"],
+            "updated_at": utcnow(),
+        },
+    )
+    if not changed:
+        return  # an older snapshot arrived late: the newer one is already applied
+    session.execute(delete(Contact).where(Contact.group_id == group["group_id"]))
+    if group["members"]:
+        session.execute(
+            insert(Contact),
+            [
+                {
+                    "member_id": m["member_id"],
+                    "group_id": group["group_id"],
+                    "name": m["name"],
+                    "role": m["role"],
+                    "phone": m["phone"],
+                    "email": m["email"],
+                    "language": m["language"],
+                }
+                for m in group["members"]
+            ],
+        )
+
+
+HANDLERS = {
+    event_type: apply_group_snapshot
+    for event_type in (
+        "group.registered",
+        "group.updated",
+        "group.status_changed",
+        "member.added",
+        "member.updated",
+        "member.removed",
+    )
+}

@@ -1,0 +1,107 @@
+"""Configuration read from environment variables; every variable is listed in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("registry", "grants", "notifications")
+DEFAULT_PORTS = {"registry": 5001, "grants": 5002, "notifications": 5003}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain `postgresql://` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def database_url_for(service: str) -> str | None:
+    """The service's own database: `<SERVICE>_DATABASE_URL`, else `DATABASE_URL`."""
+    return _env(f"{service.upper()}_DATABASE_URL") or _env("DATABASE_URL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    port: int = 5001
+    queue_prefix: str = "kube"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    task_max_retries: int = 5
+    retry_backoff_seconds: float = 2.0
+    retry_backoff_max_seconds: float = 300.0
+    relay_batch_size: int = 200
+    relay_poll_seconds: float = 2.0
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.queue_prefix, self.service)
+
+
+def queue_name(prefix: str, service: str) -> str:
+    """The Celery queue a service's worker consumes."""
+    return f"{prefix}.{service}"
+
+
+def _public_key() -> str | None:
+    path = _env("KUBE_JWT_PUBLIC_KEY_FILE")
+    if path:
+        return Path(path).read_text()
+    return _env("KUBE_JWT_PUBLIC_KEY")
+
+
+def load_settings(service: str, **overrides) -> Settings:
+    """Build a service's settings from the environment, then apply explicit overrides."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    database_url = overrides.pop("database_url", None) or database_url_for(service)
+    if not database_url:
+        raise RuntimeError(
+            f"{service.upper()}_DATABASE_URL is not set (or DATABASE_URL); "
+            "`make run` sets it for the local platform"
+        )
+    values = dict(
+        service=service,
+        database_url=sqlalchemy_url(database_url),
+        redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        port=_int(f"{service.upper()}_PORT", DEFAULT_PORTS[service]),
+        queue_prefix=_env("KUBE_QUEUE_PREFIX", "kube"),
+        jwt_secret=_env("KUBE_JWT_SECRET"),
+        jwt_public_key=_public_key(),
+        jwt_audience=_env("KUBE_JWT_AUDIENCE"),
+        jwt_issuer=_env("KUBE_JWT_ISSUER"),
+        max_body_bytes=_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
+        max_upload_bytes=_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+        task_max_retries=_int("KUBE_TASK_MAX_RETRIES", 5),
+        retry_backoff_seconds=_float("KUBE_RETRY_BACKOFF_SECONDS", 2.0),
+        retry_backoff_max_seconds=_float("KUBE_RETRY_BACKOFF_MAX_SECONDS", 300.0),
+        relay_batch_size=_int("KUBE_RELAY_BATCH_SIZE", 200),
+        relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
+        log_level=_env("LOG_LEVEL", "INFO").upper(),
+    )
+    values.update(overrides)
+    return Settings(**values)

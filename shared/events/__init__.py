@@ -1,0 +1,1 @@
+"""Events between services: envelope, contracts, subscriptions, outbox, relay, consumer."""

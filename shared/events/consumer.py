@@ -1,0 +1,131 @@
+"""The idempotent consumer: handle each event once, retry failures, dead-letter the rest."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db import Database
+from shared.errors import PermanentError
+from shared.events.envelope import validate_envelope
+from shared.logs import correlation_id_var
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, dict, dict], None]  # (session, payload, envelope)
+
+
+class Consumer:
+    """Runs a service's event handlers inside a transaction that also records the event id."""
+
+    def __init__(
+        self,
+        service: str,
+        db: Database,
+        inbox_model: type,
+        dead_letter_model: type,
+        handlers: dict[str, Handler],
+    ):
+        self.service = service
+        self.db = db
+        self.inbox = inbox_model
+        self.dead_letters = dead_letter_model
+        self.handlers = handlers
+
+    def handle(self, envelope: dict) -> str:
+        """Apply the event once; return "handled" or "duplicate"."""
+        payload = validate_envelope(envelope)
+        handler = self.handlers.get(envelope["type"])
+        if handler is None:
+            raise PermanentError(f"{self.service} has no handler for {envelope['type']}")
+        token = correlation_id_var.set(envelope.get("correlation_id"))
+        try:
+            with self.db.transaction() as session:
+                # The insert takes the id's index lock: a concurrent copy of this event waits
+                # here, then sees the conflict once this transaction commits.
+                first = session.execute(
+                    insert(self.inbox)
+                    .values(event_id=uuid.UUID(envelope["id"]), event_type=envelope["type"])
+                    .on_conflict_do_nothing(index_elements=["event_id"])
+                    .returning(self.inbox.event_id)
+                ).first()
+                if first is None:
+                    return "duplicate"
+                handler(session, payload, envelope)
+            return "handled"
+        finally:
+            correlation_id_var.reset(token)
+
+    def dead_letter(self, envelope: object, error: BaseException, attempts: int) -> None:
+        """Keep the failed event, with its error, where the API can list and replay it."""
+        data = envelope if isinstance(envelope, dict) else {"raw": repr(envelope)}
+        try:
+            event_id = uuid.UUID(str(data.get("id")))
+        except ValueError:
+            event_id = None
+        with self.db.transaction() as session:
+            session.add(
+                self.dead_letters(
+                    event_id=event_id,
+                    event_type=str(data.get("type"))[:100] if data.get("type") else None,
+                    envelope=data,
+                    error=f"{type(error).__name__}: {error}"[:4000],
+                    attempts=attempts,
+                )
+            )
+        log.error(
+            "event dead-lettered",
+            extra={
+                "event_id": str(event_id),
+                "event_type": data.get("type"),
+                "attempts": attempts,
+                "error": str(error)[:500],
+            },
+        )
+
+
+def backoff_delay(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
+    delay = min(cap, base * (2**retries))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def deliver(task, consumer: Consumer, envelope: dict, settings: Settings) -> str:
+    """Run the consumer for a Celery task: retry what may pass later, dead-letter the rest."""
+    attempts = task.request.retries + 1
+    try:
+        return consumer.handle(envelope)
+    except PermanentError as exc:
+        error = exc
+    except Exception as exc:
+        if task.request.retries < settings.task_max_retries:
+            delay = backoff_delay(
+                task.request.retries,
+                settings.retry_backoff_seconds,
+                settings.retry_backoff_max_seconds,
+            )
+            log.warning(
+                "event handler failed; retrying",
+                extra={
+                    "event_id": envelope.get("id") if isinstance(envelope, dict) else None,
+                    "attempt": attempts,
+                    "retry_in_s": round(delay, 2),
+                    "error": str(exc)[:500],
+                },
+            )
+            raise task.retry(exc=exc, countdown=delay) from exc
+        error = exc
+    try:
+        consumer.dead_letter(envelope, error, attempts)
+    except Exception as exc:
+        # Never drop an event silently: if even the dead-letter write fails, try again later.
+        raise task.retry(
+            exc=exc, countdown=settings.retry_backoff_max_seconds, max_retries=None
+        ) from exc
+    return "dead_lettered"

@@ -1,0 +1,66 @@
+"""The envelope every event travels in, and its validation against the type's contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import marshmallow as ma
+
+from shared.errors import PermanentError
+from shared.events.contracts import contract_for
+
+
+class InvalidEvent(PermanentError):
+    """An event whose envelope or payload breaks its contract; retrying will not help."""
+
+
+class EnvelopeSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    type = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=100))
+    version = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    occurred_at = ma.fields.AwareDateTime(required=True, format="iso")
+    source = ma.fields.String(required=True)
+    correlation_id = ma.fields.String(required=True, allow_none=True)
+    payload = ma.fields.Dict(required=True)
+
+
+_envelope_schema = EnvelopeSchema()
+
+
+def new_envelope(
+    event_type: str, payload: dict, *, source: str, correlation_id: str | None
+) -> dict:
+    """Build a JSON-ready envelope after checking the payload against its contract."""
+    contract = contract_for(event_type)
+    errors = contract.schema().validate(payload)
+    if errors:
+        raise ValueError(f"{event_type} payload breaks its contract: {errors}")
+    return {
+        "id": str(uuid.uuid4()),
+        "type": event_type,
+        "version": contract.version,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": source,
+        "correlation_id": correlation_id,
+        "payload": contract.schema().dump(contract.schema().load(payload)),
+    }
+
+
+def validate_envelope(data: object) -> dict:
+    """Check a received envelope and its payload; return the loaded payload."""
+    if not isinstance(data, dict):
+        raise InvalidEvent("event is not a JSON object")
+    errors = _envelope_schema.validate(data)
+    if errors:
+        raise InvalidEvent(f"invalid envelope: {errors}")
+    try:
+        contract = contract_for(data["type"])
+    except KeyError as exc:
+        raise InvalidEvent(f"unknown event type {data['type']!r}") from exc
+    if data["version"] != contract.version:
+        raise InvalidEvent(f"{data['type']} version {data['version']} is not {contract.version}")
+    try:
+        return contract.schema().load(data["payload"])
+    except ma.ValidationError as exc:
+        raise InvalidEvent(f"invalid {data['type']} payload: {exc.messages}") from exc

@@ -1,0 +1,166 @@
+"""The transactional outbox: record an event with the change, publish it after commit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.config import queue_name
+from shared.db import Database, utcnow
+from shared.events.envelope import new_envelope
+from shared.events.subscriptions import subscribers_of
+from shared.logs import correlation_id_var
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "kube_outbox_pending"
+
+
+def wake_key(queue_prefix: str, service: str) -> str:
+    """The Redis list the relay of `service` blocks on between batches."""
+    return f"{queue_prefix}:relay-wake:{service}"
+
+
+class Outbox:
+    """Writes a service's events into its outbox table inside the caller's transaction."""
+
+    def __init__(self, service: str, model: type, db: Database, *, prompt: Callable[[], None]):
+        self.service = service
+        self.model = model
+        self._prompt = prompt
+        db.on_commit(self._after_commit)
+
+    def add(self, session: Session, event_type: str, payload: dict) -> dict:
+        """Record an event in `session`; it is published only if the transaction commits."""
+        envelope = new_envelope(
+            event_type, payload, source=self.service, correlation_id=correlation_id_var.get()
+        )
+        session.add(
+            self.model(id=uuid.UUID(envelope["id"]), event_type=event_type, envelope=envelope)
+        )
+        session.info[_PENDING_KEY] = True
+        return envelope
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_PENDING_KEY, False):
+            self._prompt()
+
+
+def redis_prompt(client: redis.Redis, key: str) -> Callable[[], None]:
+    """A best-effort nudge to the relay; when Redis is down the relay's poll catches up."""
+
+    def prompt() -> None:
+        try:
+            pipe = client.pipeline()
+            pipe.lpush(key, 1)
+            pipe.ltrim(key, 0, 0)  # one pending nudge is enough
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("relay prompt failed; the relay will poll", extra={"error": str(exc)})
+
+    return prompt
+
+
+class CeleryPublisher:
+    """Sends an envelope to a subscriber's queue as that service's `handle_event` task."""
+
+    def __init__(self, celery_app, queue_prefix: str):
+        self.celery = celery_app
+        self.queue_prefix = queue_prefix
+
+    def publish(self, subscriber: str, envelope: dict) -> None:
+        self.celery.send_task(
+            f"{subscriber}.handle_event",
+            args=[envelope],
+            queue=queue_name(self.queue_prefix, subscriber),
+            task_id=f"{envelope['id']}:{subscriber}",
+            # Fail fast when Redis is down: the row stays pending and the relay retries.
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        )
+
+
+class Relay:
+    """Publishes a service's pending outbox rows to every subscriber, oldest first."""
+
+    def __init__(self, service: str, db: Database, model: type, publisher, batch_size: int = 200):
+        self.service = service
+        self.db = db
+        self.model = model
+        self.publisher = publisher
+        self.batch_size = batch_size
+
+    def run_once(self) -> int:
+        """Publish one batch; return how many events were published."""
+        published = 0
+        with self.db.transaction() as session:
+            # SKIP LOCKED lets several relays share the table without sending a row twice.
+            rows = session.scalars(
+                select(self.model)
+                .where(self.model.published_at.is_(None))
+                .order_by(self.model.created_at)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                try:
+                    for subscriber in subscribers_of(row.event_type):
+                        self.publisher.publish(subscriber, row.envelope)
+                except Exception as exc:
+                    # Keep the order: stop here and retry this row on the next pass.
+                    row.attempts += 1
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    log.warning(
+                        "outbox publish failed",
+                        extra={"event_id": str(row.id), "error": row.last_error},
+                    )
+                    break
+                row.published_at = utcnow()
+                published += 1
+        return published
+
+
+def run_relays(
+    relays: list[Relay], redis_url: str, key_prefix: str, poll_seconds: float, stop: threading.Event
+) -> None:
+    """Run one relay loop per service until `stop` is set."""
+    threads = [
+        threading.Thread(
+            target=_relay_loop,
+            args=(relay, redis_url, wake_key(key_prefix, relay.service), poll_seconds, stop),
+            name=f"relay-{relay.service}",
+            daemon=True,
+        )
+        for relay in relays
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _relay_loop(
+    relay: Relay, redis_url: str, key: str, poll_seconds: float, stop: threading.Event
+) -> None:
+    client = redis.Redis.from_url(redis_url, socket_timeout=poll_seconds + 5)
+    while not stop.is_set():
+        try:
+            published = relay.run_once()
+        except Exception:
+            log.exception("relay pass failed", extra={"relay": relay.service})
+            published = 0
+        if published:
+            log.info("outbox published", extra={"relay": relay.service, "count": published})
+        if published >= relay.batch_size:
+            continue  # more waiting: no pause
+        try:
+            # Wake at once on a commit's prompt, or after poll_seconds at the latest.
+            client.blpop([key], timeout=max(1, int(poll_seconds)))
+        except redis.RedisError:
+            stop.wait(poll_seconds)

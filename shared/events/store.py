@@ -1,0 +1,63 @@
+"""Tables every service keeps for its events: the outbox, the inbox and the dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from shared.db import utcnow
+
+
+class OutboxMixin:
+    """Events written in the same transaction as the change that raised them."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        # The relay only ever scans unpublished rows; keep that index small.
+        return (
+            Index(
+                "ix_outbox_events_pending",
+                "created_at",
+                postgresql_where=text("published_at IS NULL"),
+            ),
+        )
+
+
+class InboxMixin:
+    """Ids of events this service has handled, written with the handler's effect."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeadLetterMixin:
+    """Events a handler could not process after its retries; listed and replayed by the API."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    event_type: Mapped[str | None] = mapped_column(String(100))
+    envelope: Mapped[dict] = mapped_column(JSONB)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replay_count: Mapped[int] = mapped_column(Integer, default=0)

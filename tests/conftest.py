@@ -1,0 +1,224 @@
+"""Real PostgreSQL, real Redis and real Celery workers for the whole suite.
+
+TEST_DATABASE_URL names a PostgreSQL server (any database on it) and TEST_REDIS_URL a Redis
+database; without them an embedded PostgreSQL and a private Redis are started for the run.
+Each run creates its own databases (dropped at the end), uses its own queue names and key
+prefix, so it passes beside a running platform.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared.auth import issue_token
+from shared.config import SERVICES
+from shared.localinfra import (
+    create_database,
+    database_url,
+    drop_database,
+    start_embedded_postgres,
+    start_private_redis,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+JWT_SECRET = "test-secret-" + uuid.uuid4().hex
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, interval: float = 0.1):
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    return url or start_embedded_postgres(ROOT / ".local" / "test-postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    process, url = start_private_redis(tmp_path_factory.mktemp("redis"), persist=False)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def platform_env(postgres_server, redis_url):
+    """Environment of this run's platform: its databases, Redis, queues and secret."""
+    env = {
+        "REDIS_URL": redis_url,
+        "KUBE_QUEUE_PREFIX": f"kubetest-{RUN_ID}",
+        "KUBE_JWT_SECRET": JWT_SECRET,
+        # Short retries so failure paths finish in seconds.
+        "KUBE_TASK_MAX_RETRIES": "2",
+        "KUBE_RETRY_BACKOFF_SECONDS": "0.2",
+        "KUBE_RETRY_BACKOFF_MAX_SECONDS": "1",
+        "KUBE_RELAY_POLL_SECONDS": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    from shared.migrate import upgrade
+
+    names = {service: f"kube_test_{RUN_ID}_{service}" for service in SERVICES}
+    for service, name in names.items():
+        create_database(postgres_server, name, exist_ok=False)
+        env[f"{service.upper()}_DATABASE_URL"] = database_url(postgres_server, name)
+        upgrade(service, env[f"{service.upper()}_DATABASE_URL"])
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for name in names.values():
+        drop_database(postgres_server, name)
+
+
+@pytest.fixture(scope="session")
+def apps(platform_env):
+    """The three services' Flask apps, built in this process against this run's databases."""
+    import importlib
+
+    built = {s: importlib.import_module(f"services.{s}").create_app() for s in SERVICES}
+    yield built
+    for app in built.values():
+        app.extensions["kube"].db.dispose()
+
+
+@pytest.fixture(scope="session")
+def clients(apps):
+    return {service: app.test_client() for service, app in apps.items()}
+
+
+@pytest.fixture(scope="session")
+def token() -> Callable[..., str]:
+    def make(*roles: str, region: str = "", sub: str = "tester", **kwargs) -> str:
+        return issue_token(
+            JWT_SECRET, sub=sub, roles=list(roles or ("admin",)), region=region, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def auth(token) -> Callable[..., dict]:
+    """Headers with a bearer token for the given roles and region."""
+
+    def make(*roles: str, region: str = "", **kwargs) -> dict:
+        return {"Authorization": f"Bearer {token(*roles, region=region, **kwargs)}"}
+
+    return make
+
+
+class WorkerProcess:
+    def __init__(self, service: str, env: dict, log_dir: Path):
+        self.service = service
+        self.log_path = log_dir / f"{service}-worker.log"
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                f"services.{service}.worker",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"{service}-{RUN_ID}@%h",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.service} worker did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def pool_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log_file.close()
+
+
+@pytest.fixture(scope="session")
+def workers(platform_env, tmp_path_factory):
+    """One real Celery worker per service, consuming this run's queues."""
+    log_dir = tmp_path_factory.mktemp("workers")
+    started = {service: WorkerProcess(service, platform_env, log_dir) for service in SERVICES}
+    try:
+        for worker in started.values():
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started.values():
+            worker.stop()
+
+
+@pytest.fixture(scope="session")
+def relay(apps):
+    """Run the outbox relay of every service once, in this process."""
+    from shared.events.outbox import CeleryPublisher, Relay
+
+    relays = []
+    for service, app in apps.items():
+        context = app.extensions["kube"]
+        publisher = CeleryPublisher(context.celery, context.settings.queue_prefix)
+        relays.append(Relay(service, context.db, context.models.OutboxEvent, publisher))
+
+    def run_once() -> int:
+        return sum(r.run_once() for r in relays)
+
+    return run_once
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """A name no other test uses, for data that must not collide."""
+    return lambda prefix="KUBE": f"{prefix} {uuid.uuid4().hex[:10]}"

@@ -1,0 +1,321 @@
+"""The event backbone end to end: outbox, relay, Redis, real workers, inbox, dead letters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+import psycopg
+import pytest
+from conftest import wait_until
+from sqlalchemy import func, select, text
+
+from shared.config import load_settings
+from shared.events.outbox import CeleryPublisher, Relay
+from shared.localinfra import free_port
+
+pytestmark = pytest.mark.usefixtures("workers")
+
+
+def register_group(clients, auth, name, region_code="6472011001"):
+    response = clients["registry"].post(
+        "/api/v1/groups",
+        json={"name": name, "region_code": region_code, "business_type": "tempe"},
+        headers=auth("pendamping", region="6472"),
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def scalar(apps, service, sql, **params):
+    with apps[service].extensions["kube"].db.transaction() as session:
+        return session.execute(text(sql), params).scalar()
+
+
+def outbox_row(apps, group_id):
+    return scalar(
+        apps,
+        "registry",
+        "SELECT id FROM outbox_events WHERE envelope->'payload'->'group'->>'group_id' = :gid",
+        gid=group_id,
+    )
+
+
+def projected(apps, group_id):
+    return (
+        scalar(apps, "grants", "SELECT name FROM group_projections WHERE id = :id", id=group_id),
+        scalar(
+            apps, "notifications", "SELECT name FROM recipient_groups WHERE id = :id", id=group_id
+        ),
+    )
+
+
+def test_committed_event_reaches_every_subscriber_exactly_once(apps, clients, auth, relay, unique):
+    name = unique("KUBE Tempe")
+    group = register_group(clients, auth, name)
+    event_id = outbox_row(apps, group["id"])
+    assert event_id is not None
+
+    relay()
+    wait_until(lambda: projected(apps, group["id"]) == (name, name))
+    relay()  # a second pass has nothing left to send
+
+    assert scalar(
+        apps,
+        "registry",
+        "SELECT published_at IS NOT NULL FROM outbox_events WHERE id = :id",
+        id=event_id,
+    )
+    for service in ("grants", "notifications"):
+        assert (
+            scalar(
+                apps,
+                service,
+                "SELECT count(*) FROM processed_events WHERE event_id = :id",
+                id=event_id,
+            )
+            == 1
+        )
+
+
+def test_event_carries_the_request_id_as_correlation_id(apps, clients, auth, unique):
+    response = clients["registry"].post(
+        "/api/v1/groups",
+        json={"name": unique(), "region_code": "6472011001"},
+        headers={**auth("admin"), "X-Request-ID": "field-app-42"},
+    )
+    assert response.headers["X-Request-ID"] == "field-app-42"
+    correlation = scalar(
+        apps,
+        "registry",
+        "SELECT envelope->>'correlation_id' FROM outbox_events "
+        "WHERE envelope->'payload'->'group'->>'group_id' = :gid",
+        gid=response.json["id"],
+    )
+    assert correlation == "field-app-42"
+
+
+def test_change_whose_transaction_rolls_back_emits_nothing(apps, unique):
+    from services.registry.groups import register_group as register
+    from services.registry.models import Group, OutboxEvent
+
+    context = apps["registry"].extensions["kube"]
+    name = unique()
+    with (
+        apps["registry"].app_context(),
+        pytest.raises(RuntimeError),
+        context.db.transaction() as session,
+    ):
+        register(
+            session,
+            context.outbox,
+            {"name": name, "region_code": "6472011001", "business_type": None},
+        )
+        raise RuntimeError("something after the change failed")
+    with context.db.transaction() as session:
+        assert session.scalar(select(func.count()).where(Group.name == name)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(OutboxEvent.envelope["payload"]["group"]["name"].astext == name)
+            )
+            == 0
+        )
+
+
+def test_redis_down_at_commit_loses_nothing(apps, auth, relay, platform_env, unique):
+    from services.registry import create_app
+
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    offline = create_app(load_settings("registry", redis_url=dead_redis))
+    relay()  # nothing older is pending, so the failed pass below is about this event
+    name = unique()
+    response = offline.test_client().post(
+        "/api/v1/groups",
+        json={"name": name, "region_code": "6472011001"},
+        headers=auth("pendamping", region="6472"),
+    )
+    assert response.status_code == 201  # the change itself does not need Redis
+    group_id = response.json["id"]
+
+    context = offline.extensions["kube"]
+    offline_relay = Relay(
+        "registry",
+        context.db,
+        context.models.OutboxEvent,
+        CeleryPublisher(context.celery, context.settings.queue_prefix),
+    )
+    assert offline_relay.run_once() == 0
+    attempts, error = (
+        scalar(
+            apps,
+            "registry",
+            f"SELECT {col} FROM outbox_events "
+            "WHERE envelope->'payload'->'group'->>'group_id' = :gid",
+            gid=group_id,
+        )
+        for col in ("attempts", "last_error")
+    )
+    assert attempts >= 1 and error
+    context.db.dispose()
+
+    relay()  # Redis is back (the relay's own connection answers)
+    wait_until(lambda: projected(apps, group_id) == (name, name))
+
+
+def test_redelivered_event_changes_nothing_the_second_time(apps, clients, auth, relay, unique):
+    name = unique()
+    group = register_group(clients, auth, name)
+    relay()
+    wait_until(lambda: projected(apps, group["id"]) == (name, name))
+    with apps["registry"].extensions["kube"].db.transaction() as session:
+        envelope = session.execute(
+            text("SELECT envelope FROM outbox_events WHERE id = :id"),
+            {"id": outbox_row(apps, group["id"])},
+        ).scalar()
+
+    # The same event id again, even with a payload that would change the projection.
+    changed = {
+        **envelope,
+        "payload": {"group": {**envelope["payload"]["group"], "name": "Renamed", "version": 99}},
+    }
+    publisher = CeleryPublisher(
+        apps["grants"].extensions["kube"].celery,
+        apps["grants"].extensions["kube"].settings.queue_prefix,
+    )
+    publisher.publish("grants", envelope)
+    publisher.publish("grants", changed)
+    # A later event on the same single-process queue tells us the duplicates were consumed.
+    marker = unique()
+    marker_group = register_group(clients, auth, marker)
+    relay()
+    wait_until(lambda: projected(apps, marker_group["id"])[0] == marker)
+
+    assert projected(apps, group["id"])[0] == name
+    assert (
+        scalar(
+            apps,
+            "grants",
+            "SELECT count(*) FROM processed_events WHERE event_id = :id",
+            id=envelope["id"],
+        )
+        == 1
+    )
+
+
+def test_failing_handler_is_retried_then_dead_lettered_then_replayed(
+    apps, clients, auth, relay, unique
+):
+    grants_db = apps["grants"].extensions["kube"].db
+    constraint = f"block_{uuid.uuid4().hex[:8]}"
+    name = unique("Poison")
+    with grants_db.transaction() as session:
+        # Make the real handler fail for this one group, as a broken database would.
+        session.execute(
+            text(
+                f"ALTER TABLE group_projections ADD CONSTRAINT {constraint} "
+                f"CHECK (name <> '{name}') NOT VALID"
+            )
+        )
+    try:
+        group = register_group(clients, auth, name)
+        event_id = outbox_row(apps, group["id"])
+        relay()
+        wait_until(
+            lambda: scalar(
+                apps,
+                "grants",
+                "SELECT count(*) FROM dead_letters WHERE event_id = :id",
+                id=event_id,
+            ),
+            timeout=30,
+        )
+    finally:
+        with grants_db.transaction() as session:
+            session.execute(text(f"ALTER TABLE group_projections DROP CONSTRAINT {constraint}"))
+
+    # 1 attempt + KUBE_TASK_MAX_RETRIES=2 retries, spread by backoff (>= 0.1 s + 0.2 s).
+    listing = clients["grants"].get("/api/v1/dead-letters", headers=auth("admin"))
+    assert listing.status_code == 200
+    letter = next(d for d in listing.json["items"] if d["event_id"] == str(event_id))
+    assert letter["attempts"] == 3
+    assert "CheckViolation" in letter["error"] or "check constraint" in letter["error"]
+    delay = scalar(
+        apps,
+        "grants",
+        "SELECT extract(epoch FROM failed_at - "
+        "(envelope->>'occurred_at')::timestamptz) FROM dead_letters WHERE id = :id",
+        id=letter["id"],
+    )
+    assert delay >= 0.3
+    # The other subscriber was not affected.
+    wait_until(lambda: projected(apps, group["id"])[1] == name)
+    assert projected(apps, group["id"])[0] is None
+
+    forbidden = clients["grants"].post(
+        f"/api/v1/dead-letters/{letter['id']}/replay", headers=auth("auditor")
+    )
+    assert forbidden.status_code == 403
+    replay = clients["grants"].post(
+        f"/api/v1/dead-letters/{letter['id']}/replay", headers=auth("admin")
+    )
+    assert replay.status_code == 202
+    assert replay.json["replay_count"] == 1
+    wait_until(lambda: projected(apps, group["id"])[0] == name)
+    assert (
+        scalar(
+            apps,
+            "grants",
+            "SELECT count(*) FROM processed_events WHERE event_id = :id",
+            id=event_id,
+        )
+        == 1
+    )
+    pending = clients["grants"].get("/api/v1/dead-letters?status=pending", headers=auth("admin"))
+    assert str(event_id) not in {d["event_id"] for d in pending.json["items"]}
+
+
+def test_worker_killed_mid_event_is_redelivered_and_recorded_once(
+    apps, clients, auth, relay, workers, unique
+):
+    grants_url = os.environ["GRANTS_DATABASE_URL"].replace("+psycopg", "")
+    name = unique()
+    with psycopg.connect(grants_url) as blocker:
+        # Hold the table so the handler blocks mid-transaction, after its inbox insert.
+        blocker.execute("LOCK TABLE group_projections IN EXCLUSIVE MODE")
+        group = register_group(clients, auth, name)
+        event_id = outbox_row(apps, group["id"])
+        relay()
+        wait_until(
+            lambda: blocker.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query ILIKE '%group_projections%'"
+            ).fetchone()[0],
+            timeout=30,
+        )
+        (pool_pid,) = workers["grants"].pool_pids()
+        os.kill(pool_pid, signal.SIGKILL)
+        wait_until(
+            lambda: pool_pid not in workers["grants"].pool_pids() and workers["grants"].pool_pids(),
+            timeout=30,
+        )
+        blocker.rollback()  # release the table
+
+    wait_until(lambda: projected(apps, group["id"])[0] == name, timeout=60)
+    assert (
+        scalar(
+            apps,
+            "grants",
+            "SELECT count(*) FROM processed_events WHERE event_id = :id",
+            id=event_id,
+        )
+        == 1
+    )
+    assert (
+        scalar(
+            apps, "grants", "SELECT count(*) FROM dead_letters WHERE event_id = :id", id=event_id
+        )
+        == 0
+    )

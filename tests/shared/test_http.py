@@ -1,0 +1,129 @@
+"""What every service's HTTP layer does: problem+json errors, request ids, health, docs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from shared.config import load_settings
+from shared.localinfra import free_port
+
+SERVICES = ("registry", "grants", "notifications")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_unknown_route_is_a_404_problem(clients, auth, service):
+    response = clients[service].get("/api/v1/nothing-here", headers=auth())
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 404 and response.json["title"] == "Not Found"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_wrong_method_is_a_405_problem(clients, auth, service):
+    response = clients[service].delete("/api/v1/dead-letters", headers=auth())
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_malformed_json_is_a_400_problem(clients, auth):
+    response = clients["registry"].post(
+        "/api/v1/groups", data="{not json", content_type="application/json", headers=auth()
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_invalid_fields_are_a_422_problem_naming_each_field(clients, auth):
+    response = clients["registry"].post(
+        "/api/v1/groups", json={"region_code": "64.72", "extra": 1}, headers=auth()
+    )
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    fields = {e["field"] for e in response.json["errors"]}
+    assert fields == {"name", "region_code", "extra"}
+
+
+def test_oversized_body_is_a_413_problem(clients, auth, apps):
+    limit = apps["registry"].extensions["kube"].settings.max_body_bytes
+    response = clients["registry"].post(
+        "/api/v1/groups",
+        data=b"x" * (limit + 1),
+        content_type="application/json",
+        headers=auth(),
+    )
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+
+
+def test_request_id_is_taken_returned_and_logged(clients, auth, caplog):
+    with caplog.at_level(logging.INFO, logger="kube.access"):
+        response = clients["grants"].get(
+            "/api/v1/groups", headers={**auth(), "X-Request-ID": "abc-123"}
+        )
+    assert response.headers["X-Request-ID"] == "abc-123"
+    (record,) = [r for r in caplog.records if r.name == "kube.access"]
+    from shared.logs import JsonFormatter
+
+    line = json.loads(JsonFormatter("grants").format(record))
+    assert line["request_id"] == "abc-123"
+    assert line["status"] == 200 and line["path"] == "/api/v1/groups"
+
+
+def test_request_id_is_created_when_missing_or_unsafe(clients):
+    generated = clients["registry"].get("/healthz")
+    assert len(generated.headers["X-Request-ID"]) == 32
+    unsafe = clients["registry"].get("/healthz", headers={"X-Request-ID": "bad id <script>"})
+    assert unsafe.headers["X-Request-ID"] != "bad id <script>"
+
+
+def test_personal_data_is_masked_in_log_lines():
+    from shared.logs import mask_personal_data
+
+    line = mask_personal_data("nik=6472015507900003 phone=+6281234567890 kk 6472010101010001")
+    assert "6472015507900003" not in line and "6472********0003" in line
+    assert "81234567890" not in line and line.count("890") == 1
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_health_and_readiness_answer_without_a_token(clients, service):
+    assert clients[service].get("/healthz").json["status"] == "ok"
+    ready = clients[service].get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readiness_names_the_dependency_that_failed(platform_env):
+    from services.notifications import create_app
+
+    app = create_app(load_settings("notifications", redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.json["checks"]["database"] == "ok"
+    assert response.json["checks"]["redis"].startswith("error")
+    assert "redis" in response.json["detail"]
+    app.extensions["kube"].db.dispose()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_openapi_document_and_docs_page_are_served(clients, service):
+    spec = clients[service].get("/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json["openapi"].startswith("3.")
+    assert "bearerAuth" in spec.json["components"]["securitySchemes"]
+    assert any(path.startswith("/api/v1/") for path in spec.json["paths"])
+    docs = clients[service].get("/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.data.lower()
+
+
+@pytest.mark.parametrize(
+    ("service", "port"), [("registry", 5001), ("grants", 5002), ("notifications", 5003)]
+)
+def test_default_ports_can_be_changed(service, port, platform_env, monkeypatch):
+    assert load_settings(service).port == port
+    monkeypatch.setenv(f"{service.upper()}_PORT", "6100")
+    assert load_settings(service).port == 6100
