@@ -93,5 +93,34 @@ def run(demo: bool) -> None:
     run_platform(seed_demo=demo)
 
 
+class _ServiceCommands(click.Group):
+    """A service's command group, imported only when it runs, so `shared` never imports services."""
+
+    def __init__(self, target: str, **kwargs):
+        super().__init__(**kwargs)
+        self.target = target
+
+    def _group(self) -> click.Group:
+        import importlib
+
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
+
+
+main.add_command(
+    _ServiceCommands(
+        "services.registry.cli:regions",
+        name="regions",
+        help="Load the official Kemendagri region table.",
+    )
+)
+
+
 if __name__ == "__main__":
     main()

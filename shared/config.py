@@ -52,6 +52,8 @@ class Settings:
     task_max_retries: int = 5
     retry_backoff_seconds: float = 2.0
     retry_backoff_max_seconds: float = 300.0
+    group_min_members: int = 5
+    group_max_members: int = 20
     relay_batch_size: int = 200
     relay_poll_seconds: float = 2.0
     log_level: str = "INFO"
@@ -99,6 +101,8 @@ def load_settings(service: str, **overrides) -> Settings:
         task_max_retries=_int("KUBE_TASK_MAX_RETRIES", 5),
         retry_backoff_seconds=_float("KUBE_RETRY_BACKOFF_SECONDS", 2.0),
         retry_backoff_max_seconds=_float("KUBE_RETRY_BACKOFF_MAX_SECONDS", 300.0),
+        group_min_members=_int("KUBE_GROUP_MIN_MEMBERS", 5),
+        group_max_members=_int("KUBE_GROUP_MAX_MEMBERS", 20),
         relay_batch_size=_int("KUBE_RELAY_BATCH_SIZE", 200),
         relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
         log_level=_env("LOG_LEVEL", "INFO").upper(),

@@ -17,7 +17,13 @@ from flask_smorest import Api
 from shared.auth import TokenVerifier, init_auth
 from shared.config import Settings
 from shared.db import Database
-from shared.errors import PayloadTooLarge, problem, register_error_handlers
+from shared.errors import (
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    problem,
+    register_error_handlers,
+)
 from shared.events.consumer import Consumer
 from shared.events.outbox import Outbox, redis_prompt, wake_key
 from shared.logs import configure_logging, correlation_id_var
@@ -198,3 +204,23 @@ def _health_blueprint() -> Blueprint:
         )
 
     return blueprint
+
+
+def etag(version: int) -> str:
+    """The ETag of a resource at `version`."""
+    return f'"{version}"'
+
+
+def require_if_match(version: int) -> None:
+    """Refuse a change unless If-Match names the current version (no lost updates)."""
+    header = request.headers.get("If-Match")
+    if not header:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag of your last read, so no one else's change is lost."
+        )
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    if "*" not in tags and etag(version) not in tags:
+        raise PreconditionFailed(
+            "The resource changed since you read it; read it again and retry.",
+            current_etag=etag(version),
+        )

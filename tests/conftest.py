@@ -28,22 +28,7 @@ from shared.localinfra import (
     start_private_redis,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN_ID = uuid.uuid4().hex[:8]
-JWT_SECRET = "test-secret-" + uuid.uuid4().hex
-SHARED_DATA = ROOT.parent / "shared" / "data"
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30, interval: float = 0.1):
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+from support import JWT_SECRET, ROOT, RUN_ID, SHARED_DATA  # noqa: F401 - re-exported
 
 
 @pytest.fixture(scope="session")

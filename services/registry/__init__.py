@@ -16,7 +16,7 @@ define_event_tasks(SERVICE)
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the registry's Flask app."""
     from services.registry import models
-    from services.registry.api import groups
+    from services.registry.api import groups, members, regions
     from services.registry.handlers import HANDLERS
 
     return create_service_app(
@@ -25,5 +25,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         description="Groups, member households, regions and mentoring visits.",
         models=models,
         handlers=HANDLERS,
-        blueprints=[groups.blp, dead_letter_blueprint()],
+        blueprints=[groups.blp, members.blp, regions.blp, dead_letter_blueprint()],
     )

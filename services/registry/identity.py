@@ -68,9 +68,10 @@ def _region_problem(code: str) -> str | None:
         return "regency part must not be 00"
     if len(code) >= 6 and code[4:6] == "00":
         return "district part must not be 00"
-    # Village parts start with 1 for a kelurahan and 2 for a desa, which also rules out 0000.
-    if len(code) == 10 and code[6] not in "12":
-        return "village part must start with 1 (kelurahan) or 2 (desa)"
+    # Village parts start with 1 for a kelurahan, 2 for a desa and 3 for a desa adat
+    # (customary villages, e.g. in 91.03 Jayapura), which also rules out 0000.
+    if len(code) == 10 and code[6] not in "123":
+        return "village part must start with 1 (kelurahan), 2 (desa) or 3 (desa adat)"
     return None
 
 

@@ -1,12 +1,26 @@
-"""The registry's tables: groups, and the event tables every service keeps."""
+"""The registry's tables: groups, members, regions, visits, imports, the personal-data
+access trail, and the event tables every service keeps."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import DateTime, Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import utcnow
 from shared.events.store import DeadLetterMixin, InboxMixin, OutboxMixin
@@ -33,12 +47,141 @@ class Group(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
-    region_code: Mapped[str] = mapped_column(String(10), index=True)
+    region_code: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str | None] = mapped_column(Text)
     business_type: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="draft")
-    # Grows with every change: the ETag, and the order consumers apply snapshots in.
+    founded_on: Mapped[date | None] = mapped_column(Date)
+    bank_name: Mapped[str | None] = mapped_column(String(100))
+    bank_account_number: Mapped[str | None] = mapped_column(String(30))
+    bank_account_holder: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # Grows with every change to the group or its members: the ETag, and the order in
+    # which consumers apply snapshots.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    members: Mapped[list[Member]] = relationship(
+        back_populates="group",
+        primaryjoin="and_(Group.id == Member.group_id, Member.removed_at.is_(None))",
+        order_by="Member.created_at",
+        viewonly=True,
+    )
+
+    __table_args__ = (
+        # text_pattern_ops lets `region_code LIKE '6472%'` (region scope) use the index.
+        Index(
+            "ix_groups_region_code_prefix",
+            "region_code",
+            postgresql_ops={"region_code": "text_pattern_ops"},
+        ),
+    )
+
+
+class Member(Base):
+    """A head of family in a group; removed members stay, with `removed_at`, for history."""
+
+    __tablename__ = "members"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), index=True)
+    nik: Mapped[str] = mapped_column(String(16), index=True)
+    kk_number: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    gender: Mapped[str] = mapped_column(String(1))
+    birth_date: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(5), default="id")
+    role: Mapped[str] = mapped_column(String(20), default="anggota")
+    village_code: Mapped[str] = mapped_column(String(10))
+    # True while the membership counts: not removed and the group not dissolved.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+    group: Mapped[Group] = relationship(back_populates="members", foreign_keys=[group_id])
+
+    __table_args__ = (
+        # The database enforces the rules a race could break: one active group per person,
+        # one holder of each officer role per group.
+        Index("uq_members_active_nik", "nik", unique=True, postgresql_where=text("active")),
+        Index(
+            "uq_members_group_officer",
+            "group_id",
+            "role",
+            unique=True,
+            postgresql_where=text("active AND role <> 'anggota'"),
+        ),
+    )
+
+
+class Region(Base):
+    """The official Kemendagri region table, loaded by `kube regions load`."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(10))
+    parent_code: Mapped[str | None] = mapped_column(String(10), index=True)
+
+
+class Visit(Base):
+    """A mentoring visit by a pendamping, with the revenue the group reported."""
+
+    __tablename__ = "visits"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), index=True)
+    visited_on: Mapped[date] = mapped_column(Date)
+    topics: Mapped[list[str]] = mapped_column(ARRAY(String(30)))
+    notes: Mapped[str | None] = mapped_column(Text)
+    monthly_revenue: Mapped[int | None] = mapped_column(BigInteger)  # whole rupiah
+    pendamping: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PersonalDataAccess(Base):
+    """Who saw a member's full NIK and No. KK, and when (UU 27/2022 access trail)."""
+
+    __tablename__ = "personal_data_access"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    accessed_by: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    accessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Import(Base):
+    """An uploaded CSV or XLSX of groups and members, processed by the worker."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    filename: Mapped[str] = mapped_column(String(255))
+    file_format: Mapped[str] = mapped_column(String(10))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    region_scope: Mapped[str] = mapped_column(String(10), default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    groups_created: Mapped[int] = mapped_column(Integer, default=0)
+    groups_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    groups_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    row_errors: Mapped[list] = mapped_column(JSONB, default=list)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -608,9 +608,8 @@ def test_region_code_with_non_digits_is_rejected(value):
         ("64.00.01", "regency part must not be 00"),
         ("647200", "district part must not be 00"),
         ("64.72.00.1001", "district part must not be 00"),
-        ("6472010000", "village part must start with 1 (kelurahan) or 2 (desa)"),
-        ("64.72.01.3001", "village part must start with 1 (kelurahan) or 2 (desa)"),
-        ("6472019001", "village part must start with 1 (kelurahan) or 2 (desa)"),
+        ("6472010000", "village part must start with 1 (kelurahan), 2 (desa) or 3 (desa adat)"),
+        ("6472019001", "village part must start with 1 (kelurahan), 2 (desa) or 3 (desa adat)"),
     ],
 )
 def test_region_code_with_zero_or_out_of_range_part_is_rejected(value, problem):
@@ -662,7 +661,7 @@ def test_region_code_of_the_required_level_is_accepted(value, level):
 
 def test_region_code_structure_is_checked_even_with_the_right_level():
     with pytest.raises(IdentityError, match="village part"):
-        parse_region_code("6472013001", level="village")
+        parse_region_code("6472014001", level="village")
 
 
 def test_unknown_level_is_a_programming_error_not_an_identity_error():
@@ -674,7 +673,7 @@ def test_unknown_level_is_a_programming_error_not_an_identity_error():
 
 @pytest.mark.parametrize(
     ("code", "level"),
-    [("6472", "village"), ("64.72", "regency"), ("0072", "regency"), ("6472013001", "village")],
+    [("6472", "village"), ("64.72", "regency"), ("0072", "regency"), ("6472014001", "village")],
 )
 def test_region_code_built_directly_must_still_be_consistent(code, level):
     with pytest.raises(IdentityError):
@@ -693,7 +692,8 @@ def test_region_code_built_directly_must_still_be_consistent(code, level):
         ("647", False),
         ("00", False),
         ("6400", False),
-        ("6472013001", False),
+        ("6472014001", False),
+        ("9103013007", True),
         (" 64", False),
         (None, False),
     ],

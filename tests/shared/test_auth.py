@@ -8,12 +8,13 @@ import uuid
 import jwt
 import pytest
 from click.testing import CliRunner
-from conftest import JWT_SECRET
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.auth import Principal, TokenVerifier, issue_token
 from shared.cli import main
+
+from support import JWT_SECRET
 
 
 def protected_routes(app):

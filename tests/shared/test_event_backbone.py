@@ -8,12 +8,13 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import wait_until
 from sqlalchemy import func, select, text
 
 from shared.config import load_settings
 from shared.events.outbox import CeleryPublisher, Relay
 from shared.localinfra import free_port
+
+from support import wait_until
 
 pytestmark = pytest.mark.usefixtures("workers")
 
@@ -111,6 +112,8 @@ def test_change_whose_transaction_rolls_back_emits_nothing(apps, unique):
             session,
             context.outbox,
             {"name": name, "region_code": "6472011001", "business_type": None},
+            region_scope="",
+            actor="tester",
         )
         raise RuntimeError("something after the change failed")
     with context.db.transaction() as session:

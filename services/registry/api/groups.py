@@ -1,4 +1,4 @@
-"""/api/v1/groups: the office's book of KUBE groups."""
+"""/api/v1/groups: the office's book of KUBE groups, their status and mentoring visits."""
 
 from __future__ import annotations
 
@@ -6,19 +6,49 @@ import uuid
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from services.registry.groups import register_group
+from services.registry.groups import (
+    STATUS_ROLES,
+    Rules,
+    change_status,
+    describe_group,
+    find_group,
+    list_groups,
+    register_group,
+    update_group,
+)
+from services.registry.mentoring import mentoring_summary, record_visit, visits_of
 from services.registry.models import Group
-from services.registry.schemas import GroupCreateSchema, GroupQuerySchema, GroupSchema
+from services.registry.schemas import (
+    GroupDetailSchema,
+    GroupPatchSchema,
+    GroupQuerySchema,
+    GroupSchema,
+    GroupStatusChangeSchema,
+    GroupWriteSchema,
+    VisitSchema,
+    VisitWriteSchema,
+)
 from shared.auth import current_principal, require_roles
-from shared.errors import NotFound
-from shared.http import kube
-from shared.pagination import page_of, paginate
+from shared.http import etag, kube, require_if_match
+from shared.pagination import PageArgs, page_of, paginate
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups", description="KUBE groups")
 
 WRITERS = ("pendamping", "verifikator", "admin", "service")
+MENTORS = ("pendamping", "admin")
+
+
+def rules() -> Rules:
+    settings = kube().settings
+    return Rules(settings.group_min_members, settings.group_max_members)
+
+
+def detail(group: Group):
+    """The group with its mentoring summary, and its ETag."""
+    body = {**describe_group(group), **mentoring_summary(kube().db.session, group)}
+    return body, 200, {"ETag": etag(group.version)}
 
 
 @blp.route("")
@@ -26,36 +56,78 @@ class Groups(MethodView):
     @blp.arguments(GroupQuerySchema, location="query")
     @blp.response(200, page_of(GroupSchema))
     def get(self, args):
-        """List the groups in the caller's region."""
-        principal = current_principal()
-        statement = select(Group).order_by(Group.created_at.desc(), Group.id)
-        if principal.region:
-            statement = statement.where(Group.region_code.startswith(principal.region))
-        if args["region"]:
-            statement = statement.where(Group.region_code.startswith(args["region"]))
-        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+        """List the groups in the caller's region (filters: region, status, business_type, q)."""
+        statement = list_groups(current_principal().region, args).options(
+            selectinload(Group.members)
+        )
+        page = paginate(kube().db.session, statement, args["page"], args["page_size"])
+        return {**page, "items": [describe_group(g) for g in page["items"]]}
 
-    @blp.arguments(GroupCreateSchema)
-    @blp.response(201, GroupSchema)
+    @blp.arguments(GroupWriteSchema)
+    @blp.response(201, GroupDetailSchema)
     def post(self, data):
-        """Register a group (in draft until its members are complete)."""
+        """Register a group; it stays in draft until its members are complete."""
         principal = require_roles(*WRITERS)
-        if not principal.covers(data["region_code"]):
-            from shared.errors import Forbidden
-
-            raise Forbidden("The group's village lies outside your region.")
         session = kube().db.session
-        group = register_group(session, kube().outbox, data)
+        group = register_group(
+            session, kube().outbox, data, region_scope=principal.region, actor=principal.sub
+        )
         session.commit()
-        return group
+        body, _, headers = detail(group)
+        return body, 201, headers
 
 
 @blp.route("/<uuid:group_id>")
 class GroupById(MethodView):
-    @blp.response(200, GroupSchema)
+    @blp.response(200, GroupDetailSchema)
     def get(self, group_id: uuid.UUID):
-        """Read one group."""
-        group = kube().db.session.get(Group, group_id)
-        if group is None or not current_principal().covers(group.region_code):
-            raise NotFound("No group with this id in your region.")
-        return group
+        """Read a group with its officers, last visit and revenue trend."""
+        return detail(find_group(kube().db.session, group_id, current_principal().region))
+
+    @blp.arguments(GroupPatchSchema(partial=True))
+    @blp.response(200, GroupDetailSchema)
+    def patch(self, changes, group_id: uuid.UUID):
+        """Change a group's details; send If-Match with the ETag of your last read."""
+        principal = require_roles(*WRITERS)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region, lock=True)
+        require_if_match(group.version)
+        update_group(session, kube().outbox, group, changes, region_scope=principal.region)
+        session.commit()
+        return detail(group)
+
+
+@blp.route("/<uuid:group_id>/status")
+class GroupStatus(MethodView):
+    @blp.arguments(GroupStatusChangeSchema)
+    @blp.response(200, GroupDetailSchema)
+    def post(self, data, group_id: uuid.UUID):
+        """Activate, suspend or dissolve a group, with a reason."""
+        principal = require_roles(*STATUS_ROLES)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region, lock=True)
+        change_status(session, kube().outbox, group, data["action"], data["reason"], rules())
+        session.commit()
+        return detail(group)
+
+
+@blp.route("/<uuid:group_id>/visits")
+class GroupVisits(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(VisitSchema))
+    def get(self, args, group_id: uuid.UUID):
+        """List a group's mentoring visits, newest first."""
+        session = kube().db.session
+        group = find_group(session, group_id, current_principal().region)
+        return paginate(session, visits_of(group.id), args["page"], args["page_size"])
+
+    @blp.arguments(VisitWriteSchema)
+    @blp.response(201, VisitSchema)
+    def post(self, data, group_id: uuid.UUID):
+        """Record a mentoring visit (pendamping)."""
+        principal = require_roles(*MENTORS)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region)
+        visit = record_visit(session, group, data, pendamping=principal.sub)
+        session.commit()
+        return visit

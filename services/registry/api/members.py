@@ -1,0 +1,142 @@
+"""/api/v1/groups/{id}/members and /api/v1/members: the member households of groups."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from services.registry.api.groups import WRITERS, rules
+from services.registry.groups import current_members, find_group
+from services.registry.membership import (
+    FULL_IDENTITY_ROLES,
+    add_member,
+    find_member,
+    masked,
+    memberships_of,
+    record_identity_access,
+    remove_member,
+    update_member,
+)
+from services.registry.models import PersonalDataAccess
+from services.registry.schemas import (
+    MemberFullSchema,
+    MemberLookupQuerySchema,
+    MemberPatchSchema,
+    MemberSchema,
+    MembershipSchema,
+    MemberWriteSchema,
+    PersonalDataAccessQuerySchema,
+    PersonalDataAccessSchema,
+)
+from shared.auth import current_principal, require_roles
+from shared.http import etag, kube, require_if_match
+from shared.pagination import page_of, paginate
+
+blp = Blueprint(
+    "members",
+    __name__,
+    url_prefix="/api/v1",
+    description="Member households of groups (NIK and No. KK masked unless stated).",
+)
+
+LOOKUP_ROLES = ("verifikator", "kepala_dinas", "admin", "auditor", "service")
+
+
+@blp.route("/groups/<uuid:group_id>/members")
+class GroupMembers(MethodView):
+    @blp.response(200, MemberSchema(many=True))
+    def get(self, group_id: uuid.UUID):
+        """List the group's current members (NIK and No. KK masked)."""
+        session = kube().db.session
+        group = find_group(session, group_id, current_principal().region)
+        return current_members(session, group.id)
+
+    @blp.arguments(MemberWriteSchema)
+    @blp.response(201, MemberSchema)
+    def post(self, data, group_id: uuid.UUID):
+        """Add a head of family to the group."""
+        principal = require_roles(*WRITERS)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region, lock=True)
+        member = add_member(session, kube().outbox, group, data, rules())
+        session.commit()
+        return member, 201, {"ETag": etag(member.version)}
+
+
+@blp.route("/groups/<uuid:group_id>/members/<uuid:member_id>")
+class GroupMember(MethodView):
+    @blp.response(200, MemberFullSchema)
+    def get(self, group_id: uuid.UUID, member_id: uuid.UUID):
+        """Read one member; verifikator and admin see full NIK and No. KK (and are logged)."""
+        principal = current_principal()
+        session = kube().db.session
+        member = find_member(session, find_group(session, group_id, principal.region), member_id)
+        headers = {"ETag": etag(member.version)}
+        if not principal.has_role(*FULL_IDENTITY_ROLES):
+            return masked(member), 200, headers
+        record_identity_access(
+            session,
+            member,
+            user=principal.sub,
+            roles=list(principal.roles),
+            request_id=g.get("request_id"),
+        )
+        session.commit()
+        return member, 200, headers
+
+    @blp.arguments(MemberPatchSchema(partial=True))
+    @blp.response(200, MemberSchema)
+    def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
+        """Change a member; send If-Match with the ETag of your last read."""
+        principal = require_roles(*WRITERS)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region, lock=True)
+        member = find_member(session, group, member_id)
+        require_if_match(member.version)
+        update_member(session, kube().outbox, group, member, changes)
+        session.commit()
+        return member, 200, {"ETag": etag(member.version)}
+
+    @blp.response(200, MemberSchema)
+    def delete(self, group_id: uuid.UUID, member_id: uuid.UUID):
+        """Remove a member from the group (the record stays for history)."""
+        principal = require_roles(*WRITERS)
+        session = kube().db.session
+        group = find_group(session, group_id, principal.region, lock=True)
+        member = find_member(session, group, member_id)
+        if member.removed_at is None:
+            remove_member(session, kube().outbox, group, member)
+            session.commit()
+        return member
+
+
+@blp.route("/members")
+class MemberLookup(MethodView):
+    @blp.arguments(MemberLookupQuerySchema, location="query")
+    @blp.response(200, page_of(MembershipSchema))
+    def get(self, args):
+        """Find a person's groups by NIK, current membership first (verifiers)."""
+        principal = require_roles(*LOOKUP_ROLES)
+        return paginate(
+            kube().db.session,
+            memberships_of(args["nik"], principal.region),
+            args["page"],
+            args["page_size"],
+        )
+
+
+@blp.route("/personal-data-access")
+class PersonalDataAccessLog(MethodView):
+    @blp.arguments(PersonalDataAccessQuerySchema, location="query")
+    @blp.response(200, page_of(PersonalDataAccessSchema))
+    def get(self, args):
+        """The trail of who saw full identity numbers (admin, auditor)."""
+        require_roles("admin", "auditor")
+        statement = select(PersonalDataAccess).order_by(PersonalDataAccess.accessed_at.desc())
+        if args["member_id"]:
+            statement = statement.where(PersonalDataAccess.member_id == args["member_id"])
+        return paginate(kube().db.session, statement, args["page"], args["page_size"])
