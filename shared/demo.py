@@ -4,23 +4,100 @@ from __future__ import annotations
 
 import requests
 
+ROLES = ("ketua", "sekretaris", "bendahara", "anggota", "anggota")
 DEMO_GROUPS = [
-    {"name": "KUBE Tempe Makmur", "region_code": "6472011001", "business_type": "tempe"},
-    {"name": "KUBE Warung Sejahtera", "region_code": "6472011002", "business_type": "e-warong"},
-    {"name": "KUBE Jahit Mandiri", "region_code": "6471021003", "business_type": "tailoring"},
+    {
+        "name": "KUBE Tempe Makmur",
+        "region_code": "6472011001",
+        "business_type": "tempe",
+        "address": "Jl. Pahlawan RT 05",
+        "founded_on": "2025-02-17",
+        "activate": True,
+    },
+    {
+        "name": "KUBE Warung Sejahtera",
+        "region_code": "6472011002",
+        "business_type": "e-warong",
+        "address": "Jl. Sentosa 12",
+        "founded_on": "2025-06-02",
+        "activate": True,
+    },
+    {
+        "name": "KUBE Jahit Mandiri",
+        "region_code": "6471021003",
+        "business_type": "tailoring",
+        "address": "Gg. Melati 4",
+        "founded_on": "2026-01-20",
+        "activate": False,
+    },
+]
+MEMBER_NAMES = [
+    "Siti Aminah",
+    "Budi Santoso",
+    "Rina Wati",
+    "Agus Salim",
+    "Dewi Lestari",
+    "Joko Susilo",
+    "Sri Rahayu",
+    "Hendra Gunawan",
+    "Nur Aisyah",
+    "Bambang Irawan",
+    "Yuni Kartika",
+    "Slamet Riyadi",
+    "Wulan Sari",
+    "Eko Prasetyo",
+    "Fitri Handayani",
 ]
 
 
+def _nik(district: str, index: int, female: bool) -> str:
+    day = 10 + index % 18 + (40 if female else 0)
+    return f"{district}{day:02d}{1 + index % 12:02d}{80 + index % 15:02d}{index + 1:04d}"
+
+
 def seed(registry_url: str, token: str) -> None:
-    """Create the demo groups, unless the registry already has groups."""
-    headers = {"Authorization": f"Bearer {token}"}
-    existing = requests.get(f"{registry_url}/api/v1/groups", headers=headers, timeout=10)
+    """Create the demo groups with members, unless the registry already has groups."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    api = f"{registry_url}/api/v1"
+    existing = session.get(f"{api}/groups", timeout=10)
     existing.raise_for_status()
     if existing.json()["total"]:
         print("Registry already has groups; no demo data added.", flush=True)
         return
-    for group in DEMO_GROUPS:
-        requests.post(
-            f"{registry_url}/api/v1/groups", json=group, headers=headers, timeout=10
-        ).raise_for_status()
-    print(f"Seeded {len(DEMO_GROUPS)} demo groups.", flush=True)
+    index = 0
+    for spec in DEMO_GROUPS:
+        body = {k: v for k, v in spec.items() if k != "activate"}
+        group = session.post(f"{api}/groups", json=body, timeout=10)
+        group.raise_for_status()
+        group_id = group.json()["id"]
+        for role in ROLES:
+            female = index % 2 == 0
+            member = {
+                "nik": _nik(spec["region_code"][:6], index, female),
+                "kk_number": f"{spec['region_code'][:6]}{2000000000 + index}",
+                "name": MEMBER_NAMES[index % len(MEMBER_NAMES)],
+                "phone": f"08125{index:07d}",
+                "role": role,
+            }
+            session.post(
+                f"{api}/groups/{group_id}/members", json=member, timeout=10
+            ).raise_for_status()
+            index += 1
+        if spec["activate"]:
+            session.post(
+                f"{api}/groups/{group_id}/status",
+                timeout=10,
+                json={"action": "activate", "reason": "Verifikasi lapangan selesai"},
+            ).raise_for_status()
+            session.post(
+                f"{api}/groups/{group_id}/visits",
+                timeout=10,
+                json={
+                    "visited_on": "2026-10-15",
+                    "topics": ["bookkeeping"],
+                    "monthly_revenue": 2_400_000,
+                    "notes": "Pembukuan rapi",
+                },
+            ).raise_for_status()
+    print(f"Seeded {len(DEMO_GROUPS)} demo groups with {index} members.", flush=True)
