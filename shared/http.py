@@ -26,6 +26,7 @@ from shared.errors import (
 )
 from shared.events.consumer import Consumer
 from shared.events.outbox import Outbox, redis_prompt, wake_key
+from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
 from shared.tasks import celery_init_app
 
@@ -123,6 +124,7 @@ def create_service_app(
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
     _init_request_context(app, settings, upload_endpoints)
     init_auth(app, verifier, public)
+    init_idempotency(app, db, models.IdempotencyKey)
 
     @app.teardown_appcontext
     def remove_session(_exc):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utcnow
 from shared.events.store import DeadLetterMixin, InboxMixin, OutboxMixin
+from shared.idempotency import IdempotencyKeyMixin
 
 
 class Base(DeclarativeBase):
@@ -26,6 +27,10 @@ class ProcessedEvent(InboxMixin, Base):
 
 
 class DeadLetter(DeadLetterMixin, Base):
+    pass
+
+
+class IdempotencyKey(IdempotencyKeyMixin, Base):
     pass
 
 

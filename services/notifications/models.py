@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import utcnow
 from shared.events.store import DeadLetterMixin, InboxMixin, OutboxMixin
+from shared.idempotency import IdempotencyKeyMixin
 
 
 class Base(DeclarativeBase):
@@ -25,6 +26,10 @@ class ProcessedEvent(InboxMixin, Base):
 
 
 class DeadLetter(DeadLetterMixin, Base):
+    pass
+
+
+class IdempotencyKey(IdempotencyKeyMixin, Base):
     pass
 
 

@@ -34,6 +34,12 @@ def define_event_tasks(service: str) -> tuple:
             inbox = session.execute(
                 delete(models.ProcessedEvent).where(models.ProcessedEvent.handled_at < cutoff)
             ).rowcount
-        return {"outbox_events": outbox, "processed_events": inbox}
+            # A client retries within minutes; a day covers any retry worth answering.
+            keys = session.execute(
+                delete(models.IdempotencyKey).where(
+                    models.IdempotencyKey.created_at < utcnow() - timedelta(days=1)
+                )
+            ).rowcount
+        return {"outbox_events": outbox, "processed_events": inbox, "idempotency_keys": keys}
 
     return handle_event, purge_event_log

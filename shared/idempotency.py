@@ -1,0 +1,106 @@
+"""Idempotency-Key on mutating POSTs: a client that retries after a dropped connection gets
+the first answer again instead of acting twice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime
+
+from flask import Flask, Response, g, request
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Database, utcnow
+from shared.errors import BadRequest, Conflict, Unprocessable, handle_api_error, problem
+
+log = logging.getLogger(__name__)
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
+
+
+class IdempotencyKeyMixin:
+    """The first response to each (caller, key), kept for a day."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def _fingerprint() -> str:
+    """What makes two requests the same request: method, path, query and content."""
+    parts: list[bytes | str] = [request.method, request.full_path]
+    if request.mimetype == "multipart/form-data":
+        # A retried upload gets a new multipart boundary; compare the fields and files instead.
+        parts += [f"{k}={v}" for k, v in sorted(request.form.items(multi=True))]
+        for name, upload in sorted(request.files.items(multi=True)):
+            parts += [name, upload.filename or "", upload.stream.read()]
+            upload.stream.seek(0)
+    else:
+        parts.append(request.get_data(cache=True))
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def init_idempotency(app: Flask, db: Database, model: type) -> None:
+    """Honour Idempotency-Key on POST (register after authentication)."""
+
+    @app.before_request
+    def replay_or_reserve():
+        key = request.headers.get(HEADER)
+        principal = g.get("principal")
+        if request.method != "POST" or key is None or principal is None:
+            return None
+        if not _KEY.match(key):
+            raise BadRequest(f"{HEADER} must be 1 to 200 visible ASCII characters.")
+        fingerprint = _fingerprint()
+        earlier = db.session.get(model, (key, principal.sub))
+        if earlier is not None:
+            if earlier.fingerprint != fingerprint:
+                raise Unprocessable.field(HEADER, "This key was used for a different request.")
+            if earlier.status_code is None:
+                raise Conflict(f"A request with this {HEADER} is still being processed.")
+            response = Response(earlier.body, status=earlier.status_code, headers=earlier.headers)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        # Added to the request's session: it commits together with the handler's change, so a
+        # change without its key (or a key without its change) cannot happen.
+        db.session.add(model(key=key, subject=principal.sub, fingerprint=fingerprint))
+        g.idempotency_key = (key, principal.sub)
+        return None
+
+    @app.after_request
+    def remember(response: Response) -> Response:
+        identity = g.pop("idempotency_key", None)
+        if identity is None or not 200 <= response.status_code < 300:
+            return response
+        with db.transaction() as session:
+            row = session.get(model, identity)
+            if row is not None:  # None: the handler did not commit, so there is nothing to keep
+                row.status_code = response.status_code
+                row.body = response.get_data(as_text=True)
+                row.headers = {
+                    h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
+                }
+        return response
+
+    @app.errorhandler(IntegrityError)
+    def concurrent_duplicate(error: IntegrityError):
+        constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+        if constraint == "idempotency_keys_pkey":
+            return handle_api_error(Conflict(f"A request with this {HEADER} is already running."))
+        log.exception("integrity error")
+        return problem(500, "Internal Server Error", "An unexpected error occurred.")

@@ -1,0 +1,90 @@
+"""Idempotency-Key: a retried POST answers the first response and acts once."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+
+def groups_named(apps, name: str) -> int:
+    with apps["registry"].extensions["kube"].db.transaction() as session:
+        return session.execute(
+            text("SELECT count(*) FROM groups WHERE name = :n"), {"n": name}
+        ).scalar()
+
+
+def post_group(clients, headers, name, key):
+    return clients["registry"].post(
+        "/api/v1/groups",
+        json={"name": name, "region_code": "6472011001"},
+        headers={**headers, "Idempotency-Key": key},
+    )
+
+
+def test_a_retried_post_with_the_same_key_acts_once(clients, auth, apps, unique):
+    headers, name, key = auth("pendamping", region="6472"), unique(), str(uuid.uuid4())
+    first = post_group(clients, headers, name, key)
+    again = post_group(clients, headers, name, key)
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert groups_named(apps, name) == 1
+
+
+def test_the_same_key_for_a_different_request_is_422(clients, auth, unique):
+    headers, key = auth("pendamping", region="6472"), str(uuid.uuid4())
+    assert post_group(clients, headers, unique(), key).status_code == 201
+    other = post_group(clients, headers, unique(), key)
+    assert other.status_code == 422
+    assert other.json["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_keys_belong_to_their_caller(clients, auth, apps, unique):
+    key, name = str(uuid.uuid4()), unique()
+    assert (
+        post_group(clients, auth("pendamping", region="6472", sub="a"), name, key).status_code
+        == 201
+    )
+    assert (
+        post_group(clients, auth("pendamping", region="6472", sub="b"), name, key).status_code
+        == 201
+    )
+    assert groups_named(apps, name) == 2
+
+
+def test_a_rejected_request_does_not_use_up_its_key(clients, auth, apps, unique):
+    headers, key, name = auth("pendamping", region="6472"), str(uuid.uuid4()), unique()
+    bad = clients["registry"].post(
+        "/api/v1/groups", json={"name": name}, headers={**headers, "Idempotency-Key": key}
+    )
+    assert bad.status_code == 422
+    assert post_group(clients, headers, name, key).status_code == 201
+    assert groups_named(apps, name) == 1
+
+
+def test_a_malformed_key_is_400(clients, auth, unique):
+    response = post_group(clients, auth("admin"), unique(), "x" * 201)
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_two_simultaneous_requests_with_one_key_act_once(apps, auth, unique):
+    import threading
+
+    headers, key, name = auth("pendamping", region="6472"), str(uuid.uuid4()), unique()
+    barrier, statuses = threading.Barrier(2), []
+
+    def send():
+        client = apps["registry"].test_client()
+        barrier.wait()
+        statuses.append(post_group({"registry": client}, headers, name, key).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) in ([201, 201], [201, 409])
+    assert groups_named(apps, name) == 1
