@@ -14,7 +14,7 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 # A NIK or No. KK is 16 digits; phone numbers are 10+ digits with an optional +62/0.
-_SIXTEEN_DIGITS = re.compile(r"(?<!\d)(\d{4})\d{8}(\d{4})(?!\d)")
+_SIXTEEN_DIGITS = re.compile(r"(?<![\d.])(\d{4})\d{8}(\d{4})(?!\d)")
 _PHONE = re.compile(r"(?<![\d*])(\+?62|0)(8\d{5,9})(\d{3})(?!\d)")
 
 
@@ -48,6 +48,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
+        if isinstance(entry.get("data"), dict):
+            # Celery attaches task arguments: whole event payloads, too big and too personal.
+            entry["data"] = {k: v for k, v in entry["data"].items() if k not in ("args", "kwargs")}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return mask_personal_data(json.dumps(entry, default=str, ensure_ascii=False))

@@ -127,3 +127,18 @@ def test_default_ports_can_be_changed(service, port, platform_env, monkeypatch):
     assert load_settings(service).port == port
     monkeypatch.setenv(f"{service.upper()}_PORT", "6100")
     assert load_settings(service).port == 6100
+
+
+def test_log_lines_drop_task_arguments_and_keep_fractions():
+    from shared.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "msg": "Task succeeded in 0.06790000000009423s",
+            "levelname": "INFO",
+            "data": {"id": "t1", "args": "[{'phone': '+6281234567890'}]"},
+        }
+    )
+    line = json.loads(JsonFormatter("grants").format(record))
+    assert line["message"] == "Task succeeded in 0.06790000000009423s"
+    assert line["data"] == {"id": "t1"}
