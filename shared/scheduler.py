@@ -25,3 +25,10 @@ celery.conf.beat_schedule = {
     }
     for service in SERVICES
 }
+# The API's send of a new import fails while Redis is down; this sends it again. Expires
+# before the next one, so runs missed while the worker is busy do not pile up.
+celery.conf.beat_schedule["registry-requeue-stalled-imports"] = {
+    "task": "registry.requeue_stalled_imports",
+    "schedule": 60.0,
+    "options": {"queue": queue_name(_prefix, "registry"), "expires": 55},
+}

@@ -12,11 +12,13 @@ from shared.http import create_service_app
 SERVICE = "registry"
 define_event_tasks(SERVICE)
 
+from services.registry import tasks  # noqa: E402, F401 - registers the worker's tasks
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the registry's Flask app."""
     from services.registry import models
-    from services.registry.api import groups, members, regions
+    from services.registry.api import groups, imports, members, regions
     from services.registry.handlers import HANDLERS
 
     return create_service_app(
@@ -25,5 +27,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         description="Groups, member households, regions and mentoring visits.",
         models=models,
         handlers=HANDLERS,
-        blueprints=[groups.blp, members.blp, regions.blp, dead_letter_blueprint()],
+        blueprints=[groups.blp, members.blp, regions.blp, imports.blp, dead_letter_blueprint()],
+        upload_endpoints=frozenset({"imports.Imports"}),
     )

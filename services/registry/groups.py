@@ -130,14 +130,20 @@ def _apply_fields(group: Group, data: dict) -> None:
         group.bank_account_holder = bank.get("account_holder")
 
 
-def register_group(
-    session: Session, outbox: Outbox, data: dict, *, region_scope: str, actor: str
-) -> Group:
-    """Create a group in draft and announce it as group.registered."""
+def new_group(session: Session, data: dict, *, region_scope: str, actor: str) -> Group:
+    """A draft group, checked and added to the session but not yet announced."""
     _check_region(session, data["region_code"], region_scope)
     group = Group(id=uuid.uuid4(), status="draft", version=0, created_by=actor)
     _apply_fields(group, dict(data))
     session.add(group)
+    return group
+
+
+def register_group(
+    session: Session, outbox: Outbox, data: dict, *, region_scope: str, actor: str
+) -> Group:
+    """Create a group in draft and announce it as group.registered."""
+    group = new_group(session, data, region_scope=region_scope, actor=actor)
     announce(session, outbox, "group.registered", group)
     return group
 

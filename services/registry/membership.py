@@ -14,6 +14,7 @@ from services.registry.groups import (
     Rules,
     announce,
     member_snapshot,
+    new_group,
     scoped_groups,
 )
 from services.registry.identity import check_nik_agrees, mask_kk, mask_nik, parse_nik
@@ -110,6 +111,78 @@ def add_member(session: Session, outbox: Outbox, group: Group, data: dict, rules
     _flush_or_conflict(session)
     announce(session, outbox, "member.added", group, member=member_snapshot(member))
     return member
+
+
+def register_group_with_members(
+    session: Session,
+    outbox: Outbox,
+    data: dict,
+    members: list[dict],
+    rules: Rules,
+    *,
+    region_scope: str,
+    actor: str,
+) -> Group:
+    """Register a group with all its members at once (bulk import), under the same rules as
+    one-by-one additions, announced as a single group.registered; a 409 names every
+    problem as `members.<index>.<field>`."""
+    problems = []
+    if len(members) > rules.max_members:
+        problems.append(
+            {
+                "field": "members",
+                "message": f"{len(members)} members; the maximum is {rules.max_members}",
+            }
+        )
+    first_with: dict[tuple[str, str], int] = {}
+    for index, member in enumerate(members):
+        for field in ("nik", "role"):
+            if field == "role" and member["role"] not in OFFICER_ROLES:
+                continue
+            earlier = first_with.setdefault((field, member[field]), index)
+            if earlier != index:
+                problems.append(
+                    {
+                        "field": f"members.{index}.{field}",
+                        "message": f"same {field} as member {earlier}",
+                    }
+                )
+    index_of = {m["nik"]: i for i, m in reversed(list(enumerate(members)))}
+    taken = session.execute(
+        select(Member.nik, Group.name)
+        .join(Group, Member.group_id == Group.id)
+        .where(Member.active, Member.nik.in_(index_of))
+    ).all()
+    problems += [
+        {
+            "field": f"members.{index_of[nik]}.nik",
+            "message": f"already a member of the active group '{other}'",
+        }
+        for nik, other in taken
+    ]
+    for village in {m["village_code"] for m in members if m.get("village_code")}:
+        problem = check_village(session, village)
+        if problem:
+            problems += [
+                {"field": f"members.{i}.village_code", "message": problem}
+                for i, m in enumerate(members)
+                if m.get("village_code") == village
+            ]
+    if problems:
+        problems.sort(key=lambda p: p["field"])
+        raise Conflict("The group cannot be registered with these members.", errors=problems)
+    group = new_group(session, data, region_scope=region_scope, actor=actor)
+    session.add_all(
+        Member(
+            id=uuid.uuid4(),
+            group_id=group.id,
+            **{**m, "village_code": m.get("village_code") or group.region_code},
+        )
+        for m in members
+    )
+    _flush_or_conflict(session)
+    announce(session, outbox, "group.registered", group)
+    return group
 
 
 def update_member(

@@ -1,0 +1,62 @@
+"""The registry worker's own tasks: process bulk imports, and re-send those that stalled."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import Celery, shared_task
+
+from services.registry.groups import Rules
+from services.registry.imports import process_import, stalled_imports
+from shared.http import kube
+
+log = logging.getLogger(__name__)
+
+PROCESS_IMPORT = "registry.process_import"
+# A queued import may only be waiting behind a long one; re-send it at most this often.
+REQUEUE_EVERY_SECONDS = 300
+
+
+def enqueue_import(celery_app: Celery, queue: str, import_id: uuid.UUID) -> None:
+    """Ask the registry worker to process an import."""
+    celery_app.send_task(
+        PROCESS_IMPORT,
+        args=[str(import_id)],
+        queue=queue,
+        # Fail fast when Redis is down: the import stays queued and the requeue task sends it.
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+    )
+
+
+@shared_task(name=PROCESS_IMPORT, bind=True)
+def process_import_task(self, import_id: str) -> None:
+    """Create the groups of one uploaded file."""
+    context = kube()
+    settings = context.settings
+    log.info(
+        "import received",
+        extra={
+            "import_id": import_id,
+            "task_id": self.request.id,
+            "redelivered": bool((self.request.delivery_info or {}).get("redelivered")),
+        },
+    )
+    rules = Rules(settings.group_min_members, settings.group_max_members)
+    process_import(context.db, context.outbox, uuid.UUID(import_id), rules)
+
+
+@shared_task(name="registry.requeue_stalled_imports")
+def requeue_stalled_imports() -> int:
+    """Send again the imports whose first send failed or whose worker died mid-run."""
+    context = kube()
+    sent = 0
+    for import_id in stalled_imports(context.db):
+        key = f"{context.settings.queue_prefix}:import-requeued:{import_id}"
+        if not context.redis.set(key, 1, nx=True, ex=REQUEUE_EVERY_SECONDS):
+            continue
+        enqueue_import(context.celery, context.settings.queue, import_id)
+        log.warning("stalled import sent again", extra={"import_id": str(import_id)})
+        sent += 1
+    return sent
