@@ -39,3 +39,31 @@ def outbox_events(app, group_id: str) -> list[dict]:
                 {"gid": group_id},
             ).scalars()
         )
+
+
+def group_snapshot(group_id, version: int, *, name="KUBE Uji", status="draft", members=()):
+    """A group.* payload as the registry sends it."""
+    return {
+        "group": {
+            "group_id": str(group_id),
+            "version": version,
+            "name": name,
+            "region_code": "6472011001",
+            "status": status,
+            "business_type": "tempe",
+            "member_count": len(members),
+            "members": list(members),
+        }
+    }
+
+
+def member_contact(member_id, role="anggota", phone="+6281234567890", name="Siti"):
+    return {
+        "member_id": str(member_id),
+        "name": name,
+        "role": role,
+        "nik_masked": "6472********0001",
+        "phone": phone,
+        "email": None,
+        "language": "id",
+    }
