@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -28,6 +29,12 @@ def wait(condition, what: str, timeout: float = 120):
     raise SystemExit(f"smoke: timed out waiting for {what}")
 
 
+def _echo(stream, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+        print(line, end="", flush=True)
+
+
 def main() -> None:
     secret = uuid.uuid4().hex * 2
     env = {
@@ -36,8 +43,19 @@ def main() -> None:
         "REDIS_URL": "redis://127.0.0.1:6379/12",
         "KUBE_QUEUE_PREFIX": f"smoke-{uuid.uuid4().hex[:6]}",
     }
-    platform = subprocess.Popen(["make", "run"], env=env, start_new_session=True)
+    platform = subprocess.Popen(
+        ["make", "run"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    threading.Thread(target=_echo, args=(platform.stdout, output), daemon=True).start()
     try:
+        # The banner is printed once the demo data is seeded.
+        wait(lambda: any("KUBE platform is running" in line for line in output), "make run")
         for service, port in SERVICES.items():
             wait(
                 lambda p=port: requests.get(f"http://127.0.0.1:{p}/readyz", timeout=2).ok,
@@ -45,6 +63,14 @@ def main() -> None:
             )
             print(f"smoke: {service} ready")
         headers = {"Authorization": f"Bearer {issue_token(secret, sub='ci', roles=['admin'])}"}
+        wait(
+            lambda: requests.get(
+                "http://127.0.0.1:5002/api/v1/groups?status=active", headers=headers, timeout=5
+            ).json()["total"],
+            "the active demo groups to reach the grant service",
+            30,
+        )
+        print("smoke: demo data seeded and seen by grants")
         name = f"KUBE Smoke {uuid.uuid4().hex[:6]}"
         created = requests.post(
             "http://127.0.0.1:5001/api/v1/groups",
