@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from services.grants.models import GroupProjection
 from shared.db import utcnow
+from shared.events.subscriptions import SUBSCRIPTIONS
 from shared.projections import upsert_if_newer
 
 
@@ -31,14 +32,5 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
     )
 
 
-HANDLERS = {
-    event_type: apply_group_snapshot
-    for event_type in (
-        "group.registered",
-        "group.updated",
-        "group.status_changed",
-        "member.added",
-        "member.updated",
-        "member.removed",
-    )
-}
+# Every group and member event carries the whole snapshot, so one handler serves them all.
+HANDLERS = {event_type: apply_group_snapshot for event_type in SUBSCRIPTIONS["grants"]}

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from services.notifications.models import Contact, RecipientGroup
 from shared.db import utcnow
+from shared.events.subscriptions import SUBSCRIPTIONS
 from shared.projections import upsert_if_newer
 
 
@@ -46,14 +47,5 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
         )
 
 
-HANDLERS = {
-    event_type: apply_group_snapshot
-    for event_type in (
-        "group.registered",
-        "group.updated",
-        "group.status_changed",
-        "member.added",
-        "member.updated",
-        "member.removed",
-    )
-}
+# Every group and member event carries the whole snapshot, so one handler serves them all.
+HANDLERS = {event_type: apply_group_snapshot for event_type in SUBSCRIPTIONS["notifications"]}
