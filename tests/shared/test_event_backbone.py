@@ -285,14 +285,18 @@ def test_worker_killed_mid_event_is_redelivered_and_recorded_once(
 ):
     grants_url = os.environ["GRANTS_DATABASE_URL"].replace("+psycopg", "")
     name = unique()
-    with psycopg.connect(grants_url) as blocker:
+    with (
+        psycopg.connect(grants_url) as blocker,
+        # pg_stat_activity is a snapshot per transaction: watch it from outside the blocker's.
+        psycopg.connect(grants_url, autocommit=True) as observer,
+    ):
         # Hold the table so the handler blocks mid-transaction, after its inbox insert.
         blocker.execute("LOCK TABLE group_projections IN EXCLUSIVE MODE")
         group = register_group(clients, auth, name)
         event_id = outbox_row(apps, group["id"])
         relay()
         wait_until(
-            lambda: blocker.execute(
+            lambda: observer.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND query ILIKE '%group_projections%'"
             ).fetchone()[0],
