@@ -71,6 +71,11 @@ def create_service_app(
 ) -> Flask:
     """Build a service's Flask app with everything the platform's services share."""
     configure_logging(settings.service, settings.log_level)
+    if not (settings.jwt_secret or settings.jwt_public_key):
+        # Otherwise the service would start and turn every caller away with a 401.
+        raise RuntimeError("Set KUBE_JWT_SECRET (HS256) or KUBE_JWT_PUBLIC_KEY (RS256).")
+    if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
+        logging.getLogger(__name__).warning("KUBE_JWT_SECRET is shorter than 32 bytes")
     app = Flask(f"services.{settings.service}")
     app.config.update(
         API_TITLE=title,

@@ -142,3 +142,10 @@ def test_log_lines_drop_task_arguments_and_keep_fractions():
     line = json.loads(JsonFormatter("grants").format(record))
     assert line["message"] == "Task succeeded in 0.06790000000009423s"
     assert line["data"] == {"id": "t1"}
+
+
+def test_a_service_without_any_token_key_refuses_to_start(platform_env):
+    from services.grants import create_app
+
+    with pytest.raises(RuntimeError, match="KUBE_JWT_SECRET"):
+        create_app(load_settings("grants", jwt_secret=None, jwt_public_key=None))
