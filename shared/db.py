@@ -19,7 +19,15 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 5):
         # pre_ping: a worker that idled through a database restart reconnects instead of failing.
-        self.engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
+        self.engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=10,
+            # No server-side prepared statements: a generic plan made while a table was small
+            # (the first groups of a bulk import) would stay with a pooled connection.
+            connect_args={"prepare_threshold": None},
+        )
         # expire_on_commit=False: handlers serialise objects after commit without a reload.
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.session = scoped_session(self.sessionmaker)

@@ -33,9 +33,12 @@ def new_envelope(
 ) -> dict:
     """Build a JSON-ready envelope after checking the payload against its contract."""
     contract = contract_for(event_type)
-    errors = contract.schema().validate(payload)
-    if errors:
-        raise ValueError(f"{event_type} payload breaks its contract: {errors}")
+    schema = contract.schema()
+    try:
+        # Loading checks the contract; dumping the loaded data makes it JSON-ready.
+        data = schema.dump(schema.load(payload))
+    except ma.ValidationError as exc:
+        raise ValueError(f"{event_type} payload breaks its contract: {exc.messages}") from exc
     return {
         "id": str(uuid.uuid4()),
         "type": event_type,
@@ -43,7 +46,7 @@ def new_envelope(
         "occurred_at": datetime.now(UTC).isoformat(),
         "source": source,
         "correlation_id": correlation_id,
-        "payload": contract.schema().dump(contract.schema().load(payload)),
+        "payload": data,
     }
 
 
