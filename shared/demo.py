@@ -56,14 +56,14 @@ def _nik(district: str, index: int, female: bool) -> str:
 
 
 def seed(registry_url: str, token: str) -> None:
-    """Create the demo groups with members, unless the registry already has groups."""
+    """Create the demo groups with members, unless they are there already."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     api = f"{registry_url}/api/v1"
-    existing = session.get(f"{api}/groups", timeout=10)
+    existing = session.get(f"{api}/groups", params={"q": DEMO_GROUPS[0]["name"]}, timeout=10)
     existing.raise_for_status()
     if existing.json()["total"]:
-        print("Registry already has groups; no demo data added.", flush=True)
+        print("The demo groups are there already; none added.", flush=True)
         return
     index = 0
     for spec in DEMO_GROUPS:

@@ -251,22 +251,40 @@ def change_status(
     return group
 
 
-def describe_group(group: Group) -> dict:
-    """A group as the API shows it, with its member count and officers."""
-    bank = None
-    if group.bank_account_number:
-        bank = {
-            "bank_name": group.bank_name,
-            "account_number": group.bank_account_number,
-            "account_holder": group.bank_account_holder,
+def describe_groups(session: Session, groups: list[Group]) -> list[dict]:
+    """Groups as the API shows them, with member counts and officers (one query for all)."""
+    officer = Member.role.in_(OFFICER_ROLES)
+    summaries = {
+        group_id: (count, officers or {})
+        for group_id, count, officers in session.execute(
+            select(
+                Member.group_id,
+                func.count(),
+                func.json_object_agg(
+                    Member.role,
+                    func.json_build_object("member_id", Member.id, "name", Member.name),
+                ).filter(officer),
+            )
+            .where(Member.group_id.in_([g.id for g in groups]), Member.removed_at.is_(None))
+            .group_by(Member.group_id)
+        )
+    }
+    return [
+        {
+            **{c.key: getattr(g, c.key) for c in Group.__table__.columns},
+            "bank_account": _bank_account(g),
+            "member_count": summaries.get(g.id, (0, {}))[0],
+            "officers": summaries.get(g.id, (0, {}))[1],
         }
+        for g in groups
+    ]
+
+
+def _bank_account(group: Group) -> dict | None:
+    if not group.bank_account_number:
+        return None
     return {
-        **{c.key: getattr(group, c.key) for c in Group.__table__.columns},
-        "bank_account": bank,
-        "member_count": len(group.members),
-        "officers": {
-            m.role: {"member_id": m.id, "name": m.name}
-            for m in group.members
-            if m.role in OFFICER_ROLES
-        },
+        "bank_name": group.bank_name,
+        "account_number": group.bank_account_number,
+        "account_holder": group.bank_account_holder,
     }

@@ -70,13 +70,6 @@ class Group(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
-    members: Mapped[list[Member]] = relationship(
-        back_populates="group",
-        primaryjoin="and_(Group.id == Member.group_id, Member.removed_at.is_(None))",
-        order_by="Member.created_at",
-        viewonly=True,
-    )
-
     __table_args__ = (
         # text_pattern_ops lets `region_code LIKE '6472%'` (region scope) use the index.
         Index(
@@ -113,7 +106,7 @@ class Member(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
-    group: Mapped[Group] = relationship(back_populates="members", foreign_keys=[group_id])
+    group: Mapped[Group] = relationship()
 
     __table_args__ = (
         # The database enforces the rules a race could break: one active group per person,

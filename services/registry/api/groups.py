@@ -6,13 +6,12 @@ import uuid
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.orm import selectinload
 
 from services.registry.groups import (
     STATUS_ROLES,
     Rules,
     change_status,
-    describe_group,
+    describe_groups,
     find_group,
     list_groups,
     register_group,
@@ -47,7 +46,9 @@ def rules() -> Rules:
 
 def detail(group: Group):
     """The group with its mentoring summary, and its ETag."""
-    body = {**describe_group(group), **mentoring_summary(kube().db.session, group)}
+    session = kube().db.session
+    (described,) = describe_groups(session, [group])
+    body = {**described, **mentoring_summary(session, group)}
     return body, 200, {"ETag": etag(group.version)}
 
 
@@ -57,11 +58,10 @@ class Groups(MethodView):
     @blp.response(200, page_of(GroupSchema))
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
-        statement = list_groups(current_principal().region, args).options(
-            selectinload(Group.members)
-        )
-        page = paginate(kube().db.session, statement, args["page"], args["page_size"])
-        return {**page, "items": [describe_group(g) for g in page["items"]]}
+        session = kube().db.session
+        statement = list_groups(current_principal().region, args)
+        page = paginate(session, statement, args["page"], args["page_size"])
+        return {**page, "items": describe_groups(session, page["items"])}
 
     @blp.arguments(GroupWriteSchema)
     @blp.response(201, GroupDetailSchema)
