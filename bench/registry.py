@@ -1,0 +1,971 @@
+"""Registry benchmark: bulk-import speed and HTTP read speed on a realistic data set.
+
+Creates its own database, loads the Kemendagri region table, generates a CSV of groups and
+members, imports it through the worker's code path (in this process, without Celery), then
+starts the registry under gunicorn on a loopback port and measures three read requests.
+Every figure is printed, and a Markdown table of all of them closes the output.
+
+    .venv/bin/python bench/registry.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import math
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import requests
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from services.registry import create_app
+from services.registry.groups import Rules
+from services.registry.imports import create_import, process_import
+from services.registry.models import Group, Import, Member
+from services.registry.regions import RegionRow, load_regions, read_region_csv
+from shared.auth import issue_token
+from shared.http import ServiceContext
+from shared.localinfra import (
+    create_database,
+    database_url,
+    drop_database,
+    free_port,
+    redis_answers,
+    start_embedded_postgres,
+    start_private_redis,
+)
+from shared.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGIONS = ROOT.parent / "shared" / "data" / "wilayah-2025.csv"
+OFFICERS = ("ketua", "sekretaris", "bendahara")
+SCENARIOS = ("read group", "list regency", "find member by NIK")
+# PostgreSQL application names of the in-process importer's and gunicorn's connections.
+IMPORTER = "kube-bench-importer"
+SERVER = "kube-bench-gunicorn"
+# PostgreSQL's default autovacuum_naptime: how often autoanalyze looks at a changing table.
+AUTOVACUUM_NAPTIME = 60.0
+
+# Common Indonesian first names by gender, family names, and what KUBE groups make or do.
+# fmt: off
+MALE_NAMES = (
+    "Agus", "Ahmad", "Andi", "Arif", "Bambang", "Budi", "Dedi", "Dwi", "Eko", "Fajar", "Hadi",
+    "Hendra", "Imam", "Joko", "Kurniawan", "Made", "Muhammad", "Nur", "Putu", "Rahmat", "Rizky",
+    "Slamet", "Sugeng", "Suparman", "Teguh", "Wahyu", "Yusuf",
+)
+FEMALE_NAMES = (
+    "Ani", "Ayu", "Dewi", "Endang", "Fitri", "Indah", "Kartini", "Lestari", "Maria", "Ningsih",
+    "Nur", "Putri", "Ratna", "Rina", "Siti", "Sri", "Suryani", "Tuti", "Wati", "Wulan", "Yanti",
+    "Yuli",
+)
+FAMILY_NAMES = (
+    "Hidayat", "Saputra", "Setiawan", "Nugroho", "Wijaya", "Santoso", "Pratama", "Siregar",
+    "Nasution", "Lubis", "Simanjuntak", "Harahap", "Hutapea", "Purba", "Sitompul", "Lestari",
+    "Susanti", "Rahayu", "Wulandari", "Handayani", "Kusuma", "Gunawan", "Halim", "Tanjung",
+    "Daulay", "Manurung", "Sembiring", "Ginting", "Tarigan", "Pane",
+)
+BUSINESS_TYPES = (
+    "tempe", "tahu", "kerupuk", "keripik singkong", "warung sembako", "jahit", "batik",
+    "anyaman bambu", "kue basah", "ternak ayam", "ternak kambing", "budidaya lele", "kopi bubuk",
+    "bengkel motor", "sayur organik", "gula aren",
+)
+GROUP_WORDS = (
+    "Maju Bersama", "Sejahtera", "Mandiri", "Sumber Rezeki", "Harapan Baru", "Berkah",
+    "Makmur Jaya", "Karya Usaha", "Mekar Sari", "Gotong Royong",
+)
+STREETS = ("Jl. Merdeka", "Jl. Pahlawan", "Jl. Sudirman", "Jl. Diponegoro", "Gg. Mawar")
+# Mobile prefixes of the big operators; each passes the registry's phone check.
+PHONE_PREFIXES = (
+    "0811", "0812", "0813", "0821", "0822", "0823", "0852", "0853", "0856", "0857", "0858",
+    "0877", "0878", "0881", "0895", "0896",
+)
+# fmt: on
+CSV_COLUMNS = (
+    "group_name",
+    "village_code",
+    "address",
+    "business_type",
+    "founded_on",
+    "nik",
+    "kk_number",
+    "name",
+    "gender",
+    "birth_date",
+    "phone",
+    "role",
+)
+
+
+# --- Options --------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with every default documented in --help."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--groups", type=int, default=20_000, help="groups to import (default %(default)s)"
+    )
+    parser.add_argument(
+        "--members-per-group",
+        type=int,
+        default=10,
+        help="members per group: a ketua, a sekretaris, a bendahara, the rest anggota "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=3000,
+        help="measured requests per scenario (default %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="client threads, each with its own session (default %(default)s)",
+    )
+    parser.add_argument(
+        "--gunicorn-workers",
+        type=int,
+        default=2,
+        help="gunicorn sync workers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
+        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
+        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="Redis URL; default $REDIS_URL if it answers, else a private Redis",
+    )
+    parser.add_argument(
+        "--regions",
+        type=Path,
+        default=DEFAULT_REGIONS,
+        help="Kemendagri region CSV (default %(default)s); when absent, structurally valid codes "
+        "for a few districts are synthesised",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=2025, help="seed of the generated data (default %(default)s)"
+    )
+    parser.add_argument(
+        "--no-autoanalyze",
+        action="store_true",
+        help="when the server's autovacuum is off, do not ANALYZE during the import as "
+        "autovacuum would (shows the import on statistics that never change)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database (and the gunicorn log) afterwards"
+    )
+    args = parser.parse_args(argv)
+    for name in ("groups", "members_per_group", "requests", "concurrency", "gunicorn_workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """The figures gathered so far, printed as they come and as one table at the end."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def figure(self, name: str, value: str) -> None:
+        self.rows.append((name, value))
+        print(f"    {name}: {value}", flush=True)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        print(f"    NOTE: {message}", flush=True)
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Print a step's title, then its duration when it ends."""
+    print(f"\n== {title}", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def rate(count: int, seconds: float) -> str:
+    """`count` per second, rounded, with thousands separators."""
+    return f"{count / max(seconds, 1e-9):,.0f}"
+
+
+# --- Infrastructure -------------------------------------------------------------------------
+
+
+def postgres_server(url: str | None) -> str:
+    """The given PostgreSQL server, else an embedded one kept in .local/bench-postgres."""
+    if url:
+        return url
+    print("    starting embedded PostgreSQL in .local/bench-postgres", flush=True)
+    return start_embedded_postgres(ROOT / ".local" / "bench-postgres")
+
+
+def redis_server(url: str | None, stack: ExitStack) -> str:
+    """The given Redis if it answers, else a private one stopped when `stack` closes."""
+    if url and redis_answers(url):
+        return url
+    reason = f"Redis at {url} does not answer" if url else "REDIS_URL is not set"
+    print(f"    {reason}; starting a private Redis", flush=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="kube-bench-redis-"))
+    process, private_url = start_private_redis(data_dir, persist=False)
+    stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+    stack.callback(stop_process, process)
+    return private_url
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Ask a child process to stop, and kill it if it does not."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def bench_environment(db_url: str, redis_url: str, port: int, run_id: str) -> dict[str, str]:
+    """The registry's settings for this run: own database, queues and signing secret."""
+    return {
+        "REGISTRY_DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "KUBE_JWT_SECRET": secrets.token_hex(32),
+        "KUBE_QUEUE_PREFIX": f"kubebench-{run_id}",
+        "REGISTRY_PORT": str(port),
+        # Empty means unset: our HS256 tokens carry no audience or issuer to check.
+        "KUBE_JWT_AUDIENCE": "",
+        "KUBE_JWT_ISSUER": "",
+    }
+
+
+# --- Regions --------------------------------------------------------------------------------
+
+
+def synthetic_regions() -> list[RegionRow]:
+    """Structurally valid codes for a handful of districts, when the real table is absent."""
+    districts = ("647201", "647202", "350701", "350702", "320101", "730101", "110101")
+    rows: dict[str, RegionRow] = {}
+    for district in districts:
+        province, regency = district[:2], district[:4]
+        rows.setdefault(province, RegionRow(province, f"Provinsi {province}", "province", None))
+        rows.setdefault(regency, RegionRow(regency, f"Kabupaten {regency}", "regency", province))
+        rows[district] = RegionRow(district, f"Kecamatan {district}", "district", regency)
+        for serial in (*range(1001, 1006), *range(2001, 2021)):
+            code = f"{district}{serial}"
+            rows[code] = RegionRow(code, f"Desa Sintetis {serial}", "village", district)
+    return list(rows.values())
+
+
+def region_rows(path: Path, report: Report) -> list[RegionRow]:
+    """The region table from `path`, else a synthetic one (and a note saying so)."""
+    if path.is_file():
+        return read_region_csv(path)
+    report.note(f"{path} is absent; using synthetic region codes for 7 districts")
+    return synthetic_regions()
+
+
+# --- Data set -------------------------------------------------------------------------------
+
+
+@dataclass
+class DataSet:
+    """The generated import file and what the benchmark later looks up in it."""
+
+    content: bytes
+    rows: int
+    niks: list[str]
+
+
+class PersonFactory:
+    """Members whose NIK, gender and birth date agree, every NIK unique."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        # Serials count up per district, birth date and gender: unique without bookkeeping.
+        self.serials: Counter[str] = Counter()
+
+    def nik(self, district: str, gender: str, birth: date) -> str:
+        day = birth.day + (40 if gender == "F" else 0)
+        prefix = f"{district}{day:02d}{birth.month:02d}{birth.year % 100:02d}"
+        self.serials[prefix] += 1
+        if self.serials[prefix] > 9999:
+            raise RuntimeError(f"more than 9999 people share the NIK prefix {prefix}")
+        return f"{prefix}{self.serials[prefix]:04d}"
+
+    def person(self, district: str, role: str) -> dict[str, str]:
+        rng = self.rng
+        gender = rng.choice("MF")
+        # Adults born 1960-2004; day 1-28 is valid in every month. Two-digit years 60-99
+        # and 00-04 resolve to these centuries, as the NIK check reads them.
+        birth = date(rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28))
+        first = rng.choice(MALE_NAMES if gender == "M" else FEMALE_NAMES)
+        return {
+            "nik": self.nik(district, gender, birth),
+            "kk_number": f"{district}{rng.randint(10**9, 10**10 - 1)}",
+            "name": f"{first} {rng.choice(FAMILY_NAMES)}",
+            "gender": gender,
+            "birth_date": birth.isoformat(),
+            "phone": f"{rng.choice(PHONE_PREFIXES)}{rng.randint(10**7, 10**8 - 1)}",
+            "role": role,
+        }
+
+
+def member_roles(count: int) -> list[str]:
+    """One ketua, one sekretaris, one bendahara, then anggota."""
+    return [OFFICERS[i] if i < len(OFFICERS) else "anggota" for i in range(count)]
+
+
+def generate_csv(
+    villages: list[RegionRow], groups: int, members: int, rng: random.Random
+) -> DataSet:
+    """An import CSV: groups in random real villages, every member in the group's village."""
+    people = PersonFactory(rng)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    niks: list[str] = []
+    roles = member_roles(members)
+    today = date.today()
+    for number in range(1, groups + 1):
+        village = rng.choice(villages)
+        business = rng.choice(BUSINESS_TYPES)
+        # The running number keeps names unique per village, so no group counts as unchanged.
+        group = {
+            "group_name": f"KUBE {business.title()} {rng.choice(GROUP_WORDS)} {number}",
+            "village_code": village.code,
+            "address": f"{rng.choice(STREETS)} No. {rng.randint(1, 200)}, {village.name}",
+            "business_type": business,
+            "founded_on": (today - timedelta(days=rng.randint(30, 3650))).isoformat(),
+        }
+        for role in roles:
+            person = people.person(village.code[:6], role)
+            niks.append(person["nik"])
+            writer.writerow([{**group, **person}[column] for column in CSV_COLUMNS])
+    return DataSet(buffer.getvalue().encode("utf-8"), groups * members, niks)
+
+
+# --- Import ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def repeating(every: float, action: Callable[[], None]) -> Iterator[None]:
+    """Call `action` every `every` seconds in a background thread while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            action()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def progress_printer(db, import_id: uuid.UUID, total: int) -> Callable[[], None]:
+    """A function printing the import's saved progress, as a long run otherwise looks hung."""
+    started = time.perf_counter()
+
+    def show() -> None:
+        with db.engine.connect() as connection:
+            done = connection.scalar(select(Import.processed_rows).where(Import.id == import_id))
+        elapsed = time.perf_counter() - started
+        print(
+            f"    ... {done or 0:,}/{total:,} rows after {elapsed:.0f} s "
+            f"({rate(done or 0, elapsed)} rows/s)",
+            flush=True,
+        )
+
+    return show
+
+
+def analyzer(db) -> Callable[[], None]:
+    """A function refreshing the statistics of the tables the import reads, as autoanalyze would."""
+
+    def analyze() -> None:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE groups, members"))
+
+    return analyze
+
+
+def run_import(
+    context, data: DataSet, rules: Rules, expected_groups: int, autoanalyze: bool, report: Report
+) -> None:
+    """Upload check (create_import) then processing (process_import), as the worker runs it."""
+    started = time.perf_counter()
+    with context.db.transaction() as session:
+        import_id = create_import(
+            session, filename="bench.csv", content=data.content, region_scope="", actor="bench"
+        ).id
+    seconds = time.perf_counter() - started
+    report.figure("Import upload check (create_import)", f"{rate(data.rows, seconds)} rows/s")
+
+    meter = CpuMeter(
+        lambda: {
+            "importer (this process)": [os.getpid()],
+            "PostgreSQL": backend_pids(context, IMPORTER),
+        }
+    )
+    started = time.perf_counter()
+    with ExitStack() as helpers:
+        helpers.enter_context(repeating(15, progress_printer(context.db, import_id, data.rows)))
+        if autoanalyze:
+            # Statistics change the plans of the queries that look for existing groups and
+            # NIKs; see stand_in_for_autovacuum.
+            helpers.enter_context(repeating(AUTOVACUUM_NAPTIME, analyzer(context.db)))
+        process_import(context.db, context.outbox, import_id, rules)
+    seconds = time.perf_counter() - started
+    cpu = meter.summary()
+    with context.db.transaction() as session:
+        job = session.get(Import, import_id)
+        report.figure(
+            "Import processing (process_import)", f"{rate(job.processed_rows, seconds)} rows/s"
+        )
+        report.figure("Import processing, groups", f"{rate(job.groups_created, seconds)} groups/s")
+        report.figure("Import processing time", f"{seconds:.1f} s")
+        report.figure("CPU during the import", cpu)
+        report.figure(
+            "Import outcome",
+            f"{job.status}: {job.groups_created:,} created, {job.groups_unchanged:,} unchanged, "
+            f"{job.groups_rejected:,} rejected",
+        )
+        if job.status != "done" or job.groups_created != expected_groups or job.groups_rejected:
+            report.note(
+                f"the import did not create all {expected_groups:,} groups cleanly "
+                f"(status {job.status}; error: {job.error})"
+            )
+        for entry in (job.row_errors or [])[:20]:
+            print(f"    row error: {entry}", flush=True)
+
+
+def check_stored(context, data: DataSet, expected_groups: int, report: Report) -> None:
+    """Count what the database holds, then vacuum and analyze it."""
+    with context.db.transaction() as session:
+        groups = session.scalar(select(func.count()).select_from(Group))
+        members = session.scalar(select(func.count()).select_from(Member))
+    report.figure("Stored", f"{groups:,} groups, {members:,} members")
+    if groups != expected_groups or members != data.rows:
+        report.note(f"expected {expected_groups:,} groups and {data.rows:,} members stored")
+    # What autovacuum does after a bulk load (statistics, visibility map), done now: the read
+    # figures then do not depend on when it runs, or on whether it is on at all.
+    started = time.perf_counter()
+    with context.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE)"))
+    report.figure("VACUUM (ANALYZE) after the import", f"{time.perf_counter() - started:.1f} s")
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+# With client, server and database on one small machine, who used the CPU says more about
+# the limit than the rates alone. Read from /proc, so nothing extra is needed.
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far; 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # After the parenthesised command name, fields 14 and 15 (utime, stime) are 11 and 12.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy_cpu() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle or waiting on I/O)."""
+    with open("/proc/stat") as file:
+        ticks = [int(value) for value in file.readline().split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    # Guest time (fields 9 and 10) is already counted in user and nice.
+    return (sum(ticks[:8]) - idle - iowait) / _TICK
+
+
+def child_pids(parent: int) -> list[int]:
+    """The direct children of a process (gunicorn's workers)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def tagged_url(url: str, application_name: str) -> str:
+    """The database URL with an application_name, so its server processes can be told apart."""
+    tagged = make_url(url).update_query_dict({"application_name": application_name})
+    return tagged.render_as_string(hide_password=False)
+
+
+def backend_pids(context, application_name: str) -> list[int]:
+    """The PostgreSQL server processes of this database's connections tagged with a name."""
+    with context.db.engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name"
+                ),
+                {"name": application_name},
+            )
+        )
+
+
+class CpuMeter:
+    """CPU seconds used by named sets of processes, and by the rest of the machine."""
+
+    def __init__(self, roles: Callable[[], dict[str, list[int]]]):
+        self.roles = roles
+        self.before = self._sample()
+
+    def _sample(self) -> tuple[float, float, dict[int, float], dict[str, list[int]]]:
+        roles = self.roles()
+        used = {pid: process_cpu(pid) for pids in roles.values() for pid in pids}
+        return time.perf_counter(), machine_busy_cpu(), used, roles
+
+    def summary(self) -> str:
+        """Each role's CPU seconds since the meter started, the rest, and how busy it all was."""
+        wall, busy, used, roles = self._sample()
+        wall0, busy0, used0, _ = self.before
+        parts, ours = [], 0.0
+        for role, pids in roles.items():
+            # A process that started after the first sample counts from zero.
+            seconds = sum(used[pid] - used0.get(pid, 0.0) for pid in pids)
+            ours += seconds
+            parts.append(f"{role} {seconds:.1f} s")
+        other = max(busy - busy0 - ours, 0.0)
+        share = (busy - busy0) / max((wall - wall0) * (os.cpu_count() or 1), 1e-9)
+        return f"{', '.join(parts)}, other processes {other:.1f} s; machine {share:.0%} busy"
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+def start_gunicorn(workers: int, port: int, db_url: str, log_path: Path) -> subprocess.Popen:
+    """The registry under gunicorn, as deployed, logging to `log_path`."""
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        # The control socket defaults to one path per user; a platform running beside the
+        # benchmark would share it.
+        "--no-control-socket",
+        "services.registry:create_app()",
+    ]
+    # A file, not a pipe: nobody reads a pipe during the run, and a full one blocks workers.
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "REGISTRY_DATABASE_URL": tagged_url(db_url, SERVER)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, to show why a process failed."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_ready(process: subprocess.Popen, base_url: str, log_path: Path, timeout: float = 60):
+    """Poll /readyz until the service answers 200; fail with the log if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_tail(log_path)}")
+        try:
+            if requests.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the registry was not ready in {timeout:.0f} s:\n{log_tail(log_path)}"
+            )
+        time.sleep(0.2)
+
+
+@dataclass
+class Outcome:
+    """Latencies (seconds) of every request of a load, its errors and its wall time."""
+
+    latencies: list[float]
+    errors: Counter[str]
+    seconds: float
+
+
+def send_share(
+    base_url: str, paths: list[str], headers: dict, barrier: threading.Barrier, outcome: Outcome
+) -> None:
+    """One client thread: its own session, one request at a time."""
+    with requests.Session() as session:
+        session.headers.update(headers)
+        barrier.wait()
+        for path in paths:
+            started = time.perf_counter()
+            try:
+                response = session.get(base_url + path, timeout=30)
+                problem = None
+                if response.status_code != 200:
+                    problem = f"HTTP {response.status_code}: {response.text[:160]}"
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {str(exc)[:160]}"
+            # list.append and Counter updates of single keys are atomic under the GIL.
+            outcome.latencies.append(time.perf_counter() - started)
+            if problem:
+                outcome.errors[problem] += 1
+
+
+def run_load(base_url: str, paths: list[str], headers: dict, concurrency: int) -> Outcome:
+    """Send `paths` over `concurrency` threads started together; time each request."""
+    shares = [paths[i::concurrency] for i in range(concurrency) if paths[i::concurrency]]
+    outcome = Outcome([], Counter(), 0.0)
+    barrier = threading.Barrier(len(shares) + 1)
+    threads = [
+        threading.Thread(target=send_share, args=(base_url, share, headers, barrier, outcome))
+        for share in shares
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """The nearest-rank percentile of already sorted values."""
+    index = max(math.ceil(p / 100 * len(sorted_values)) - 1, 0)
+    return sorted_values[index]
+
+
+def scenario_paths(
+    scenario: str, count: int, groups: list[tuple[uuid.UUID, str]], niks: list[str], rng
+) -> list[str]:
+    """`count` request paths of a scenario, each for a randomly picked group or person."""
+    if scenario == "read group":
+        return [f"/api/v1/groups/{rng.choice(groups)[0]}" for _ in range(count)]
+    if scenario == "list regency":
+        # The regency of a random group: busy regencies come up as often as they are busy.
+        return [
+            f"/api/v1/groups?region={rng.choice(groups)[1][:4]}&page_size=20" for _ in range(count)
+        ]
+    return [f"/api/v1/members?nik={rng.choice(niks)}" for _ in range(count)]
+
+
+def measure_scenario(
+    scenario: str, base_url: str, paths: list[str], warmup: list[str], headers, args, report, roles
+) -> None:
+    """A short warm-up, then the measured load; print its rate, latencies, errors and CPU."""
+    warm = run_load(base_url, warmup, headers, args.concurrency)
+    if warm.errors:
+        report.note(f"{scenario}: {sum(warm.errors.values())} errors during warm-up")
+    meter = CpuMeter(roles)
+    outcome = run_load(base_url, paths, headers, args.concurrency)
+    cpu = meter.summary()
+    latencies = sorted(outcome.latencies)
+    errors = sum(outcome.errors.values())
+    p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
+    report.figure(
+        f"HTTP {scenario}",
+        f"{rate(len(latencies), outcome.seconds)} req/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+        f"p99 {p99:.1f} ms, {errors} errors of {len(latencies):,}",
+    )
+    report.figure(f"CPU during {scenario}", cpu)
+    for problem, count in outcome.errors.most_common(5):
+        report.note(f"{scenario}: {count} x {problem}")
+
+
+# --- Machine --------------------------------------------------------------------------------
+
+
+def proc_field(path: str, key: str) -> str:
+    """The first `key: value` of a /proc file, or "unknown"."""
+    try:
+        with open(path) as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_facts(context) -> list[tuple[str, str]]:
+    """What the figures were measured on."""
+    memory_kb = proc_field("/proc/meminfo", "MemTotal").split()[0]
+    memory = f"{int(memory_kb) / 1024**2:.1f} GiB" if memory_kb.isdigit() else "unknown"
+    with context.db.engine.connect() as connection:
+        server = connection.scalar(text("SELECT version()"))
+        settings = ", ".join(
+            f"{name} {connection.scalar(text(f'SHOW {name}'))}"
+            for name in ("shared_buffers", "autovacuum", "synchronous_commit")
+        )
+    return [
+        ("CPUs (nproc)", str(os.cpu_count())),
+        ("CPU model", proc_field("/proc/cpuinfo", "model name")),
+        ("Memory", memory),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("PostgreSQL", server),
+        ("PostgreSQL settings", settings),
+        ("Python", platform.python_version()),
+        ("Load average at start (1/5/15 min)", load_average()),
+    ]
+
+
+def load_average() -> str:
+    """The machine's load, as other work on it skews every figure."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
+    """The closing Markdown tables: the figures, then the machine."""
+    print("\n## Results\n")
+    print(
+        f"{args.groups:,} groups x {args.members_per_group} members; {args.requests:,} requests "
+        f"per scenario over {args.concurrency} client threads; "
+        f"{args.gunicorn_workers} gunicorn workers.\n"
+    )
+    print("| Figure | Value |\n|---|---|")
+    for name, value in report.rows:
+        print(f"| {name} | {value} |")
+    print("\n| Machine | |\n|---|---|")
+    for name, value in facts:
+        print(f"| {name} | {value} |")
+    for message in report.notes:
+        print(f"\nNOTE: {message}")
+
+
+# --- The run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """What step 1 prepared for the others."""
+
+    context: ServiceContext
+    rules: Rules
+    db_url: str
+    port: int
+    facts: list[tuple[str, str]]
+
+
+def prepare(args: argparse.Namespace, stack: ExitStack, report: Report) -> Setup:
+    """Step 1: a new migrated database, Redis, the environment, and the registry app."""
+    run_id = uuid.uuid4().hex[:8]
+    name = f"kube_bench_{run_id}_registry"
+    print(f"    database {name}", flush=True)
+    server = postgres_server(args.database_url)
+    redis_url = redis_server(args.redis_url, stack)
+    create_database(server, name, exist_ok=False)
+    db_url = database_url(server, name)
+    if args.keep:
+        stack.callback(print, f"\nKept the database: {db_url}")
+    else:
+        stack.callback(drop_database, server, name)
+    upgrade("registry", db_url)
+    port = free_port()
+    # Before the app is built: its settings are read from the environment, and the gunicorn
+    # child inherits the same.
+    os.environ.update(bench_environment(tagged_url(db_url, IMPORTER), redis_url, port, run_id))
+    app = create_app()
+    # The app logs INFO lines as JSON; here they would only interleave with the figures.
+    logging.getLogger().setLevel(logging.WARNING)
+    context = app.extensions["kube"]
+    stack.callback(context.db.dispose)
+    settings = context.settings
+    rules = Rules(settings.group_min_members, settings.group_max_members)
+    if args.members_per_group > rules.max_members:
+        raise SystemExit(f"--members-per-group is over the maximum of {rules.max_members}")
+    if os.getloadavg()[0] > 0.5:
+        report.note(
+            f"the 1-minute load average was {os.getloadavg()[0]:.2f} at the start: other work "
+            "may be sharing the CPUs ('other processes' in the CPU figures says how much)"
+        )
+    return Setup(context, rules, db_url, port, machine_facts(context))
+
+
+def load_region_table(setup: Setup, path: Path, report: Report) -> list[RegionRow]:
+    """Step 2: read and load the region table; return its villages."""
+    started = time.perf_counter()
+    regions = region_rows(path, report)
+    report.figure("Region file read", f"{rate(len(regions), time.perf_counter() - started)} rows/s")
+    started = time.perf_counter()
+    load_regions(setup.context.db.engine, regions)
+    seconds = time.perf_counter() - started
+    report.figure(
+        "Region table load", f"{rate(len(regions), seconds)} rows/s ({len(regions):,} rows)"
+    )
+    return [row for row in regions if row.level == "village"]
+
+
+def make_import_file(
+    setup: Setup, villages: list[RegionRow], args: argparse.Namespace, report: Report
+) -> DataSet:
+    """Step 3: generate the import file, and say if the API would refuse its size."""
+    data = generate_csv(villages, args.groups, args.members_per_group, random.Random(args.seed))
+    size = len(data.content) / 1024**2
+    report.figure("Import file", f"{data.rows:,} rows, {size:.1f} MiB CSV")
+    limit = setup.context.settings.max_upload_bytes
+    if len(data.content) > limit:
+        report.note(
+            f"the file ({size:.1f} MiB) is over the API's upload limit of {limit / 1024**2:.0f} "
+            "MiB; through the API it would have to be split; create_import, called directly "
+            "here, does not check the size"
+        )
+    return data
+
+
+def stand_in_for_autovacuum(setup: Setup, args: argparse.Namespace, report: Report) -> bool:
+    """Whether to ANALYZE during the import because the server's autovacuum is off."""
+    with setup.context.db.engine.connect() as connection:
+        autovacuum = connection.scalar(text("SHOW autovacuum"))
+    if autovacuum == "on" or args.no_autoanalyze:
+        return False
+    # Without fresh statistics a pooled connection can keep a generic plan made while the
+    # tables were nearly empty (sequential scans), and the import slows down as they grow.
+    report.note(
+        f"autovacuum is off on this server; the import runs ANALYZE every "
+        f"{AUTOVACUUM_NAPTIME:.0f} s, as autovacuum's autoanalyze would (--no-autoanalyze: don't)"
+    )
+    return True
+
+
+def start_server(setup: Setup, args: argparse.Namespace, stack: ExitStack):
+    """Step 5: gunicorn serving the registry, stopped when `stack` closes; its process and URL."""
+    log_dir = Path(tempfile.mkdtemp(prefix="kube-bench-"))
+    if not args.keep:
+        stack.callback(shutil.rmtree, log_dir, ignore_errors=True)
+    log_path = log_dir / "gunicorn.log"
+    process = start_gunicorn(args.gunicorn_workers, setup.port, setup.db_url, log_path)
+    stack.callback(stop_process, process)
+    base_url = f"http://127.0.0.1:{setup.port}"
+    wait_ready(process, base_url, log_path)
+    print(f"    log: {log_path}", flush=True)
+    return process, base_url, log_path
+
+
+def measure_http(
+    setup: Setup, args: argparse.Namespace, process, base_url: str, niks: list[str], report
+) -> None:
+    """Steps 6-8: each read scenario against the running server."""
+    with setup.context.db.transaction() as session:
+        groups = [tuple(row) for row in session.execute(select(Group.id, Group.region_code))]
+    token = issue_token(
+        os.environ["KUBE_JWT_SECRET"], sub="bench-verifikator", roles=["verifikator"], region=""
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    rng = random.Random(args.seed + 1)
+
+    def roles() -> dict[str, list[int]]:
+        return {
+            "client (this process)": [os.getpid()],
+            "gunicorn": [process.pid, *child_pids(process.pid)],
+            "PostgreSQL": backend_pids(setup.context, SERVER),
+        }
+
+    warmup_count = max(2 * args.concurrency, args.requests // 10)
+    for number, scenario in enumerate(SCENARIOS, 6):
+        with step(f"{number}. {scenario}: {args.requests:,} requests, {args.concurrency} threads"):
+            paths = scenario_paths(scenario, args.requests, groups, niks, rng)
+            warmup = scenario_paths(scenario, warmup_count, groups, niks, rng)
+            measure_scenario(scenario, base_url, paths, warmup, headers, args, report, roles)
+
+
+def benchmark(args: argparse.Namespace, stack: ExitStack, report: Report) -> list:
+    """Every step in order (cleanup goes on `stack` as each resource appears); the facts."""
+    with step("1. Database, migrations, app"):
+        setup = prepare(args, stack, report)
+    with step("2. Region table"):
+        villages = load_region_table(setup, args.regions, report)
+    with step("3. Import file"):
+        data = make_import_file(setup, villages, args, report)
+    with step("4. Import (the worker's code path, in this process)"):
+        autoanalyze = stand_in_for_autovacuum(setup, args, report)
+        run_import(setup.context, data, setup.rules, args.groups, autoanalyze, report)
+        check_stored(setup.context, data, args.groups, report)
+    with step(f"5. gunicorn with {args.gunicorn_workers} workers on 127.0.0.1:{setup.port}"):
+        process, base_url, log_path = start_server(setup, args, stack)
+    measure_http(setup, args, process, base_url, data.niks, report)
+    if process.poll() is not None:
+        report.note(f"gunicorn exited during the run:\n{log_tail(log_path)}")
+    return [*setup.facts, ("Load average at end (1/5/15 min)", load_average())]
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the cleanup runs when the run is stopped."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, clean up whatever happens, then print the summary."""
+    args = parse_args(argv)
+    stop_on_sigterm()
+    report = Report()
+    # The stack is the `finally`: gunicorn, the app's connections, the database and a
+    # private Redis are released in reverse order of creation, whatever happened.
+    with ExitStack() as stack:
+        try:
+            facts = benchmark(args, stack, report)
+        finally:
+            print("\n== 9. Cleanup: gunicorn, app connections, database, private Redis")
+    print_summary(report, facts, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
