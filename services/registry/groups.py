@@ -27,6 +27,11 @@ class Rules:
     min_members: int = 5
     max_members: int = 20
 
+    @classmethod
+    def from_settings(cls, settings) -> Rules:
+        """The rules configured by KUBE_GROUP_MIN_MEMBERS and KUBE_GROUP_MAX_MEMBERS."""
+        return cls(settings.group_min_members, settings.group_max_members)
+
 
 def group_snapshot(group: Group, members: list[Member]) -> dict:
     """The state other services keep of a group (the `group` of group.* and member.* events)."""

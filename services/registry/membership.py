@@ -65,10 +65,10 @@ def _check_role_free(session: Session, group: Group, role: str, member_id: uuid.
         )
 
 
-def _check_village(session: Session, group: Group, village_code: str) -> None:
-    problem = check_village(session, village_code)
+def _check_village(session: Session, village_code: str) -> None:
+    problem = check_village(session, village_code, field="village_code")
     if problem:
-        raise Unprocessable.field("village_code", problem.replace("region_code", "village_code"))
+        raise Unprocessable.field("village_code", problem)
 
 
 def _flush_or_conflict(session: Session) -> None:
@@ -105,7 +105,7 @@ def add_member(session: Session, outbox: Outbox, group: Group, data: dict, rules
     _check_unique_nik(session, data["nik"], None)
     _check_role_free(session, group, data["role"], None)
     village = data.get("village_code") or group.region_code
-    _check_village(session, group, village)
+    _check_village(session, village)
     member = Member(id=uuid.uuid4(), group_id=group.id, **{**data, "village_code": village})
     session.add(member)
     _flush_or_conflict(session)
@@ -161,7 +161,7 @@ def register_group_with_members(
         for nik, other in taken
     ]
     for village in {m["village_code"] for m in members if m.get("village_code")}:
-        problem = check_village(session, village)
+        problem = check_village(session, village, field="village_code")
         if problem:
             problems += [
                 {"field": f"members.{i}.village_code", "message": problem}
@@ -198,7 +198,7 @@ def update_member(
     if "role" in changes:
         _check_role_free(session, group, changes["role"], member.id)
     if changes.get("village_code"):
-        _check_village(session, group, changes["village_code"])
+        _check_village(session, changes["village_code"])
     else:
         changes.pop("village_code", None)
     disagreements = check_nik_agrees(

@@ -113,10 +113,10 @@ def region_table_loaded(session: Session) -> bool:
     return bool(session.scalar(select(select(Region.code).exists())))
 
 
-def check_village(session: Session, code: str) -> str | None:
+def check_village(session: Session, code: str, field: str = "region_code") -> str | None:
     """Why a village code is missing from the loaded region table; None if present or unloaded."""
     try:
-        plain = parse_region_code(code, level="village").code
+        plain = parse_region_code(code, field=field, level="village").code
     except IdentityError as exc:
         return exc.message
     # One round trip answers both questions: is the code there, is anything there.
@@ -128,7 +128,7 @@ def check_village(session: Session, code: str) -> str | None:
     ).one()
     if known or not loaded:
         return None
-    return f"region_code {plain} is not in the loaded region table"
+    return f"{field} {plain} is not in the loaded region table"
 
 
 def list_regions(parent: str | None) -> Select[tuple[Region]]:

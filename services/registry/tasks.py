@@ -43,8 +43,7 @@ def process_import_task(self, import_id: str) -> None:
             "redelivered": bool((self.request.delivery_info or {}).get("redelivered")),
         },
     )
-    rules = Rules(settings.group_min_members, settings.group_max_members)
-    process_import(context.db, context.outbox, uuid.UUID(import_id), rules)
+    process_import(context.db, context.outbox, uuid.UUID(import_id), Rules.from_settings(settings))
 
 
 @shared_task(name="registry.requeue_stalled_imports")

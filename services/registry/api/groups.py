@@ -40,8 +40,7 @@ MENTORS = ("pendamping", "admin")
 
 
 def rules() -> Rules:
-    settings = kube().settings
-    return Rules(settings.group_min_members, settings.group_max_members)
+    return Rules.from_settings(kube().settings)
 
 
 def detail(group: Group):
