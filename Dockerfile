@@ -16,6 +16,7 @@ RUN groupadd --system --gid 10001 kube \
 COPY pyproject.toml README.md ./
 COPY shared/ ./shared/
 COPY services/ ./services/
+COPY kube/ ./kube/
 # Remove setuptools' in-tree build leftovers so the runtime tree holds only the source.
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info

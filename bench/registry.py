@@ -38,14 +38,7 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from services.registry import create_app
-from services.registry.groups import Rules
-from services.registry.imports import create_import, process_import
-from services.registry.models import Group, Import, Member
-from services.registry.regions import RegionRow, load_regions, read_region_csv
-from shared.auth import issue_token
-from shared.http import ServiceContext
-from shared.localinfra import (
+from kube.localinfra import (
     create_database,
     database_url,
     drop_database,
@@ -54,7 +47,17 @@ from shared.localinfra import (
     start_embedded_postgres,
     start_private_redis,
 )
+from services.registry import create_app
+from services.registry.groups import Rules
+from services.registry.import_run import process_import
+from services.registry.imports import create_import
+from services.registry.models import Group, Import, Member
+from services.registry.regions import RegionRow, load_regions, read_region_csv
+from services.registry.service import SERVICE as REGISTRY
+from shared.auth import issue_token
 from shared.migrate import upgrade
+from shared.scope import NATIONWIDE
+from shared.service import ServiceContext
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGIONS = ROOT.parent / "shared" / "data" / "wilayah-2025.csv"
@@ -433,7 +436,7 @@ def run_import(
     started = time.perf_counter()
     with context.db.transaction() as session:
         import_id = create_import(
-            session, filename="bench.csv", content=data.content, region_scope="", actor="bench"
+            session, filename="bench.csv", content=data.content, scope=NATIONWIDE, actor="bench"
         ).id
     seconds = time.perf_counter() - started
     report.figure("Import upload check (create_import)", f"{rate(data.rows, seconds)} rows/s")
@@ -813,7 +816,7 @@ def prepare(args: argparse.Namespace, stack: ExitStack, report: Report) -> Setup
         stack.callback(print, f"\nKept the database: {db_url}")
     else:
         stack.callback(drop_database, server, name)
-    upgrade("registry", db_url)
+    upgrade(REGISTRY.migrations, db_url)
     port = free_port()
     # Before the app is built: its settings are read from the environment, and the gunicorn
     # child inherits the same.

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import jwt
 from flask import Flask, g, request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import NotPermitted, Unauthenticated
+from shared.scope import RegionScope
 
 ROLES = (
     "pendamping",
@@ -34,9 +35,10 @@ class Principal:
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
 
-    def covers(self, region_code: str | None) -> bool:
-        """Whether a record in `region_code` lies inside this caller's region scope."""
-        return self.region == "" or (region_code or "").startswith(self.region)
+    @property
+    def scope(self) -> RegionScope:
+        """The caller's region scope, through which every query they make is filtered."""
+        return RegionScope(self.region)
 
 
 class TokenVerifier:
@@ -59,14 +61,14 @@ class TokenVerifier:
         self.issuer = issuer
 
     def verify(self, token: str) -> Principal:
-        """Decode a token into a Principal or raise Unauthorized saying why."""
+        """Decode a token into a Principal or raise Unauthenticated saying why."""
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized("The bearer token is malformed.") from exc
+            raise Unauthenticated("The bearer token is malformed.") from exc
         key = self.keys.get(algorithm)
         if key is None:
-            raise Unauthorized(f"Tokens signed with {algorithm!r} are not accepted.")
+            raise Unauthenticated(f"Tokens signed with {algorithm!r} are not accepted.")
         try:
             claims = jwt.decode(
                 token,
@@ -77,17 +79,17 @@ class TokenVerifier:
                 options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("The bearer token has expired.") from exc
+            raise Unauthenticated("The bearer token has expired.") from exc
         except jwt.InvalidSignatureError as exc:
-            raise Unauthorized("The bearer token's signature is invalid.") from exc
+            raise Unauthenticated("The bearer token's signature is invalid.") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized(f"The bearer token is invalid: {exc}.") from exc
+            raise Unauthenticated(f"The bearer token is invalid: {exc}.") from exc
         roles = claims.get("roles")
         region = claims.get("region") or ""
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise Unauthorized("The token's `roles` claim must be a list of role names.")
+            raise Unauthenticated("The token's `roles` claim must be a list of role names.")
         if not isinstance(region, str) or not _REGION_SCOPE.match(region):
-            raise Unauthorized("The token's `region` claim must be a region-code prefix.")
+            raise Unauthenticated("The token's `region` claim must be a region-code prefix.")
         return Principal(sub=str(claims["sub"]), roles=frozenset(roles), region=region)
 
 
@@ -129,9 +131,9 @@ def init_auth(app: Flask, verifier: TokenVerifier, public_endpoints: set[str]) -
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if not header:
-            raise Unauthorized("A bearer token is required.")
+            raise Unauthenticated("A bearer token is required.")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("The Authorization header must be `Bearer <token>`.")
+            raise Unauthenticated("The Authorization header must be `Bearer <token>`.")
         g.principal = verifier.verify(token.strip())
         return None
 
@@ -144,5 +146,5 @@ def require_roles(*roles: str) -> Principal:
     """The caller, if they hold one of `roles`; otherwise a 403."""
     principal = current_principal()
     if not principal.has_role(*roles):
-        raise Forbidden(f"This action needs one of the roles: {', '.join(roles)}.")
+        raise NotPermitted(f"This action needs one of the roles: {', '.join(roles)}.")
     return principal

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-SERVICES = ("registry", "grants", "notifications")
-DEFAULT_PORTS = {"registry": 5001, "grants": 5002, "notifications": 5003}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -41,7 +38,6 @@ class Settings:
     service: str
     database_url: str
     redis_url: str = "redis://127.0.0.1:6379/0"
-    port: int = 5001
     queue_prefix: str = "kube"
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
@@ -56,8 +52,8 @@ class Settings:
     group_max_members: int = 20
     relay_batch_size: int = 200
     relay_poll_seconds: float = 2.0
+    event_retention_days: int = 30
     log_level: str = "INFO"
-    extra: dict = field(default_factory=dict)
 
     @property
     def queue(self) -> str:
@@ -78,19 +74,18 @@ def _public_key() -> str | None:
 
 def load_settings(service: str, **overrides) -> Settings:
     """Build a service's settings from the environment, then apply explicit overrides."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}")
+    if not service.isidentifier():
+        raise ValueError(f"not a service name: {service!r}")
     database_url = overrides.pop("database_url", None) or database_url_for(service)
     if not database_url:
         raise RuntimeError(
             f"{service.upper()}_DATABASE_URL is not set (or DATABASE_URL); "
-            "`make run` sets it for the local platform"
+            "`make run` and the `kube` command set it for the local platform"
         )
     values = dict(
         service=service,
         database_url=sqlalchemy_url(database_url),
         redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        port=_int(f"{service.upper()}_PORT", DEFAULT_PORTS[service]),
         queue_prefix=_env("KUBE_QUEUE_PREFIX", "kube"),
         jwt_secret=_env("KUBE_JWT_SECRET"),
         jwt_public_key=_public_key(),
@@ -105,6 +100,7 @@ def load_settings(service: str, **overrides) -> Settings:
         group_max_members=_int("KUBE_GROUP_MAX_MEMBERS", 20),
         relay_batch_size=_int("KUBE_RELAY_BATCH_SIZE", 200),
         relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
+        event_retention_days=_int("KUBE_EVENT_RETENTION_DAYS", 30),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )
     values.update(overrides)

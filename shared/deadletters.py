@@ -11,16 +11,18 @@ from sqlalchemy import select
 
 from shared.auth import require_roles
 from shared.db import utcnow
-from shared.errors import NotFound, ServiceUnavailable
+from shared.errors import Unavailable
 from shared.events.outbox import CeleryPublisher
-from shared.http import kube
+from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
+from shared.validation import Schema
 
 
-class DeadLetterSchema(ma.Schema):
+class DeadLetterSchema(Schema):
     id = ma.fields.UUID(dump_only=True)
     event_id = ma.fields.UUID(dump_only=True, allow_none=True)
     event_type = ma.fields.String(dump_only=True, allow_none=True)
+    region_code = ma.fields.String(dump_only=True, allow_none=True)
     error = ma.fields.String(dump_only=True)
     attempts = ma.fields.Integer(dump_only=True)
     failed_at = ma.fields.AwareDateTime(dump_only=True)
@@ -41,7 +43,8 @@ def dead_letter_blueprint() -> Blueprint:
         "dead_letters",
         __name__,
         url_prefix="/api/v1/dead-letters",
-        description="Events this service's handlers could not process after their retries.",
+        description="Events this service's handlers could not process after their retries. "
+        "A caller sees those about their own region; events about no region only nationwide.",
     )
 
     @blp.route("")
@@ -50,36 +53,42 @@ def dead_letter_blueprint() -> Blueprint:
         @blp.response(200, page_of(DeadLetterSchema))
         def get(self, args):
             """List dead letters, newest first (admin, auditor)."""
-            require_roles("admin", "auditor")
-            model = kube().models.DeadLetter
-            statement = select(model).order_by(model.failed_at.desc())
+            principal = require_roles("admin", "auditor")
+            model = current_context().tables.dead_letters
+            statement = (
+                select(model)
+                .where(principal.scope.where(model.region_code))
+                .order_by(model.failed_at.desc(), model.id)
+            )
             if args["status"] == "pending":
                 statement = statement.where(model.replayed_at.is_(None))
             elif args["status"] == "replayed":
                 statement = statement.where(model.replayed_at.is_not(None))
-            return paginate(kube().db.session, statement, args["page"], args["page_size"])
+            return paginate(
+                current_context().db.session, statement, args["page"], args["page_size"]
+            )
 
     @blp.route("/<uuid:dead_letter_id>")
     class DeadLetter(MethodView):
         @blp.response(200, DeadLetterSchema)
         def get(self, dead_letter_id: uuid.UUID):
             """Read one dead letter with its event (admin, auditor)."""
-            require_roles("admin", "auditor")
-            return _find(dead_letter_id)
+            principal = require_roles("admin", "auditor")
+            return _find(dead_letter_id, principal)
 
     @blp.route("/<uuid:dead_letter_id>/replay")
     class Replay(MethodView):
         @blp.response(202, DeadLetterSchema)
         def post(self, dead_letter_id: uuid.UUID):
             """Send the event to this service's worker again (admin)."""
-            require_roles("admin")
-            context = kube()
-            letter = _find(dead_letter_id)
+            principal = require_roles("admin")
+            context = current_context()
+            letter = _find(dead_letter_id, principal)
             publisher = CeleryPublisher(context.celery, context.settings.queue_prefix)
             try:
                 publisher.publish(context.settings.service, letter.envelope)
             except Exception as exc:
-                raise ServiceUnavailable("The queue is unreachable; try again shortly.") from exc
+                raise Unavailable("The queue is unreachable; try again shortly.") from exc
             letter.replayed_at = utcnow()
             letter.replay_count += 1
             context.db.session.commit()
@@ -88,8 +97,12 @@ def dead_letter_blueprint() -> Blueprint:
     return blp
 
 
-def _find(dead_letter_id: uuid.UUID):
-    letter = kube().db.session.get(kube().models.DeadLetter, dead_letter_id)
-    if letter is None:
-        raise NotFound("No dead letter with this id.")
-    return letter
+def _find(dead_letter_id: uuid.UUID, principal):
+    context = current_context()
+    model = context.tables.dead_letters
+    return principal.scope.one(
+        context.db.session,
+        select(model).where(model.id == dead_letter_id),
+        model.region_code,
+        what="dead letter",
+    )

@@ -6,49 +6,25 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
-from types import ModuleType
+from pathlib import Path
 
-import redis
-from celery import Celery
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 
 from shared.auth import TokenVerifier, init_auth
-from shared.config import Settings
-from shared.db import Database
-from shared.errors import (
-    PayloadTooLarge,
-    PreconditionFailed,
-    PreconditionRequired,
-    problem,
-    register_error_handlers,
-)
-from shared.events.consumer import Consumer
-from shared.events.outbox import Outbox, redis_prompt, wake_key
+from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
 from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
-from shared.tasks import celery_init_app
+from shared.problems import problem, register_error_handlers
+from shared.service import ServiceContext
 
 access_log = logging.getLogger("kube.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_DOCS_ASSETS = "/docs/assets/"
 
 
-@dataclass
-class ServiceContext:
-    """What a service's handlers and tasks need: settings, database, events, queues."""
-
-    settings: Settings
-    db: Database
-    outbox: Outbox
-    consumer: Consumer
-    celery: Celery
-    redis: redis.Redis
-    models: ModuleType
-
-
-def kube() -> ServiceContext:
-    """The current app's service context."""
+def current_context() -> ServiceContext:
+    """The service context of the app handling the current request."""
     return current_app.extensions["kube"]
 
 
@@ -59,24 +35,33 @@ class KubeApi(Api):
         register_error_handlers(self._app)
 
 
+def _swagger_ui_assets() -> Path | None:
+    """Swagger UI's files from the installed `swagger_ui_bundle`, so /docs works offline."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
 def create_service_app(
-    settings: Settings,
+    context: ServiceContext,
     *,
     title: str,
     description: str,
-    models: ModuleType,
-    handlers: dict,
     blueprints: list,
     upload_endpoints: frozenset[str] = frozenset(),
 ) -> Flask:
-    """Build a service's Flask app with everything the platform's services share."""
+    """Build a service's Flask app around its context, with what every service shares."""
+    settings = context.settings
     configure_logging(settings.service, settings.log_level)
     if not (settings.jwt_secret or settings.jwt_public_key):
         # Otherwise the service would start and turn every caller away with a 401.
         raise RuntimeError("Set KUBE_JWT_SECRET (HS256) or KUBE_JWT_PUBLIC_KEY (RS256).")
     if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
         logging.getLogger(__name__).warning("KUBE_JWT_SECRET is shorter than 32 bytes")
-    app = Flask(f"services.{settings.service}")
+    app = Flask(f"kube-{settings.service}")
+    assets = _swagger_ui_assets()
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",
@@ -84,7 +69,7 @@ def create_service_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=_DOCS_ASSETS if assets else None,
         API_SPEC_OPTIONS={
             "info": {"description": description},
             "security": [{"bearerAuth": []}],
@@ -94,29 +79,14 @@ def create_service_app(
                 }
             },
         },
-        # The largest body any route takes; JSON routes are held to the smaller limit below.
+        # The largest body any route takes; each request gets its own limit below.
         MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_upload_bytes),
         KUBE_SETTINGS=settings,
     )
-
-    db = Database(settings.database_url)
-    redis_client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=0.5, socket_timeout=1.0
-    )
-    outbox = Outbox(
-        settings.service,
-        models.OutboxEvent,
-        db,
-        prompt=redis_prompt(redis_client, wake_key(settings.queue_prefix, settings.service)),
-    )
-    consumer = Consumer(settings.service, db, models.ProcessedEvent, models.DeadLetter, handlers)
-    celery_app = celery_init_app(app, settings)
-    app.extensions["kube"] = ServiceContext(
-        settings, db, outbox, consumer, celery_app, redis_client, models
-    )
+    app.extensions["kube"] = context
 
     api = KubeApi(app)
-    app.register_blueprint(_health_blueprint())
+    app.register_blueprint(_health_blueprint(assets))
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
@@ -127,36 +97,40 @@ def create_service_app(
         issuer=settings.jwt_issuer,
     )
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
-    _init_request_context(app, settings, upload_endpoints)
+    _init_request_context(app, context, upload_endpoints)
     init_auth(app, verifier, public)
-    init_idempotency(app, db, models.IdempotencyKey)
+    _init_media_types(app, upload_endpoints)
+    init_idempotency(app, context.db, context.tables.idempotency_keys)
 
     @app.teardown_appcontext
     def remove_session(_exc):
-        db.session.remove()
+        context.db.session.remove()
 
     return app
 
 
-def _init_request_context(app: Flask, settings: Settings, upload_endpoints: frozenset[str]):
+def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints: frozenset[str]):
+    settings = context.settings
+
     @app.before_request
     def start_request():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.request_token = correlation_id_var.set(g.request_id)
         g.started = time.perf_counter()
-        if (
-            request.content_length is not None
-            and request.content_length > settings.max_body_bytes
-            and request.endpoint not in upload_endpoints
-        ):
-            raise PayloadTooLarge(
-                f"The request body is larger than {settings.max_body_bytes} bytes."
-            )
+        if request.routing_exception is not None:
+            return
+        upload = request.endpoint in upload_endpoints
+        limit = settings.max_upload_bytes if upload else settings.max_body_bytes
+        # Also bounds a chunked body, whose length is only known while it is read.
+        request.max_content_length = limit
+        if request.content_length is not None and request.content_length > limit:
+            raise TooLarge(f"The request body is larger than {limit} bytes.")
 
     @app.after_request
     def finish_request(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
         principal = g.get("principal")
         access_log.info(
             "request",
@@ -180,18 +154,49 @@ def _init_request_context(app: Flask, settings: Settings, upload_endpoints: froz
             correlation_id_var.reset(token)
 
 
-def _health_blueprint() -> Blueprint:
+def _init_media_types(app: Flask, upload_endpoints: frozenset[str]) -> None:
+    """A body in a format the route does not read is a 415 (after authentication)."""
+
+    @app.before_request
+    def check_media_type():
+        if request.routing_exception is not None or request.method not in ("POST", "PUT", "PATCH"):
+            return
+        if not _has_body():
+            return
+        upload = request.endpoint in upload_endpoints
+        expected = "multipart/form-data" if upload else "application/json"
+        if not _is_media_type(expected):
+            raise UnsupportedMediaType(
+                f"This route reads {expected}; the body was sent as "
+                f"{request.mimetype or 'no Content-Type'}."
+            )
+
+
+def _has_body() -> bool:
+    if request.content_length:
+        return True
+    return request.content_length is None and bool(request.headers.get("Transfer-Encoding"))
+
+
+def _is_media_type(expected: str) -> bool:
+    mimetype = request.mimetype
+    if expected == "application/json":
+        return request.is_json
+    return mimetype == expected
+
+
+def _health_blueprint(assets: Path | None) -> Blueprint:
     blueprint = Blueprint("health", __name__)
 
     @blueprint.get("/healthz")
     def healthz():
         """The process is up."""
-        return jsonify(status="ok", service=kube().settings.service)
+        return jsonify(status="ok", service=current_context().settings.service)
 
     @blueprint.get("/readyz")
     def readyz():
         """The service's database and Redis both answer."""
-        context = kube()
+        context = current_context()
         checks = {}
         try:
             context.db.ping()
@@ -206,9 +211,18 @@ def _health_blueprint() -> Blueprint:
         if all(v == "ok" for v in checks.values()):
             return jsonify(status="ready", checks=checks)
         failed = ", ".join(k for k, v in checks.items() if v != "ok")
-        return problem(
+        response = problem(
             503, "Service Unavailable", f"Not ready: {failed} unreachable.", checks=checks
         )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    if assets is not None:
+
+        @blueprint.get(f"{_DOCS_ASSETS}<path:filename>")
+        def docs_assets(filename: str):
+            """Swagger UI's scripts and styles, served from the installed package."""
+            return send_from_directory(assets, filename, max_age=86400)
 
     return blueprint
 
@@ -222,12 +236,12 @@ def require_if_match(version: int) -> None:
     """Refuse a change unless If-Match names the current version (no lost updates)."""
     header = request.headers.get("If-Match")
     if not header:
-        raise PreconditionRequired(
+        raise VersionRequired(
             "Send If-Match with the ETag of your last read, so no one else's change is lost."
         )
     tags = {t.strip().removeprefix("W/") for t in header.split(",")}
     if "*" not in tags and etag(version) not in tags:
-        raise PreconditionFailed(
+        raise StaleVersion(
             "The resource changed since you read it; read it again and retry.",
             current_etag=etag(version),
         )

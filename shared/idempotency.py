@@ -6,35 +6,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import datetime
 
 from flask import Flask, Response, g, request
-from sqlalchemy import DateTime, Integer, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Database, utcnow
-from shared.errors import BadRequest, Conflict, Unprocessable, handle_api_error, problem
+from shared.db import Database
+from shared.errors import Conflict, InvalidInput, Malformed
+from shared.problems import handle_domain_error, problem
 
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
-
-
-class IdempotencyKeyMixin:
-    """The first response to each (caller, key), kept for a day."""
-
-    __tablename__ = "idempotency_keys"
-
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    body: Mapped[str | None] = mapped_column(Text)
-    headers: Mapped[dict] = mapped_column(JSONB, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def _fingerprint() -> str:
@@ -65,12 +48,12 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
         if request.method != "POST" or key is None or principal is None:
             return None
         if not _KEY.match(key):
-            raise BadRequest(f"{HEADER} must be 1 to 200 visible ASCII characters.")
+            raise Malformed(f"{HEADER} must be 1 to 200 visible ASCII characters.")
         fingerprint = _fingerprint()
         earlier = db.session.get(model, (key, principal.sub))
         if earlier is not None:
             if earlier.fingerprint != fingerprint:
-                raise Unprocessable.field(HEADER, "This key was used for a different request.")
+                raise InvalidInput.field(HEADER, "This key was used for a different request.")
             if earlier.status_code is None:
                 raise Conflict(f"A request with this {HEADER} is still being processed.")
             response = Response(earlier.body, status=earlier.status_code, headers=earlier.headers)
@@ -101,6 +84,8 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
     def concurrent_duplicate(error: IntegrityError):
         constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
         if constraint == "idempotency_keys_pkey":
-            return handle_api_error(Conflict(f"A request with this {HEADER} is already running."))
+            return handle_domain_error(
+                Conflict(f"A request with this {HEADER} is already running.")
+            )
         log.exception("integrity error")
         return problem(500, "Internal Server Error", "An unexpected error occurred.")

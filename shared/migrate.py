@@ -1,8 +1,8 @@
-"""Alembic, run per service against that service's own database."""
+"""Alembic, run per service against that service's own database and migrations folder."""
 
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
@@ -11,19 +11,18 @@ from sqlalchemy import MetaData, create_engine, pool
 from shared.config import sqlalchemy_url
 
 
-def alembic_config(service: str, database_url: str) -> Config:
-    """An Alembic config pointing at `services/<service>/migrations`."""
+def alembic_config(migrations: Path, database_url: str) -> Config:
+    """An Alembic config for the migrations in `migrations` against `database_url`."""
     config = Config()
-    location = resources.files(f"services.{service}") / "migrations"
-    config.set_main_option("script_location", str(location))
+    config.set_main_option("script_location", str(migrations))
     # configparser treats % as interpolation; URL-encoded passwords contain it.
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
     return config
 
 
-def upgrade(service: str, database_url: str, revision: str = "head") -> None:
-    """Bring a service's database to `revision`."""
-    command.upgrade(alembic_config(service, database_url), revision)
+def upgrade(migrations: Path, database_url: str, revision: str = "head") -> None:
+    """Bring a database to `revision` of the migrations in `migrations`."""
+    command.upgrade(alembic_config(migrations, database_url), revision)
 
 
 def run_alembic_env(metadata: MetaData) -> None:

@@ -6,10 +6,12 @@ import marshmallow as ma
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from shared.validation import Schema
+
 MAX_PAGE_SIZE = 100
 
 
-class PageArgs(ma.Schema):
+class PageArgs(Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
     page_size = ma.fields.Integer(
         load_default=20, validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from celery import Celery, Task
-from flask import Flask
+from celery import Celery
 from kombu import Queue
 
 from shared.config import Settings
@@ -46,16 +45,6 @@ def configure_celery(celery_app: Celery, redis_url: str, queue: str | None = Non
     return celery_app
 
 
-def celery_init_app(app: Flask, settings: Settings) -> Celery:
-    """Create the service's Celery app whose tasks run inside the Flask app context."""
-
-    class FlaskTask(Task):
-        def __call__(self, *args, **kwargs):
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    configure_celery(celery_app, settings.redis_url, settings.queue)
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
+def create_celery(name: str, settings: Settings) -> Celery:
+    """A service's Celery app: its own queue, the platform's settings, no web framework."""
+    return configure_celery(Celery(name), settings.redis_url, settings.queue)

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.auth import issue_token
-from shared.config import SERVICES
-from shared.localinfra import (
+from kube.catalogue import BY_NAME, NAMES, SUBSCRIPTIONS, worker_target
+from kube.localinfra import (
     create_database,
     database_url,
     drop_database,
     start_embedded_postgres,
     start_private_redis,
 )
+from shared.auth import issue_token
 
 from support import JWT_SECRET, ROOT, RUN_ID, SHARED_DATA  # noqa: F401 - re-exported
 
@@ -65,11 +65,11 @@ def platform_env(postgres_server, redis_url):
     }
     from shared.migrate import upgrade
 
-    names = {service: f"kube_test_{RUN_ID}_{service}" for service in SERVICES}
+    names = {service: f"kube_test_{RUN_ID}_{service}" for service in NAMES}
     for service, name in names.items():
         create_database(postgres_server, name, exist_ok=False)
         env[f"{service.upper()}_DATABASE_URL"] = database_url(postgres_server, name)
-        upgrade(service, env[f"{service.upper()}_DATABASE_URL"])
+        upgrade(BY_NAME[service].migrations, env[f"{service.upper()}_DATABASE_URL"])
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     yield env
@@ -87,7 +87,7 @@ def apps(platform_env):
     """The three services' Flask apps, built in this process against this run's databases."""
     import importlib
 
-    built = {s: importlib.import_module(f"services.{s}").create_app() for s in SERVICES}
+    built = {s: importlib.import_module(f"services.{s}").create_app() for s in NAMES}
     yield built
     for app in built.values():
         app.extensions["kube"].db.dispose()
@@ -129,7 +129,7 @@ class WorkerProcess:
                 "-m",
                 "celery",
                 "-A",
-                f"services.{service}.worker",
+                worker_target(service),
                 "worker",
                 "--loglevel",
                 "INFO",
@@ -176,7 +176,7 @@ class WorkerProcess:
 def workers(platform_env, tmp_path_factory):
     """One real Celery worker per service, consuming this run's queues."""
     log_dir = tmp_path_factory.mktemp("workers")
-    started = {service: WorkerProcess(service, platform_env, log_dir) for service in SERVICES}
+    started = {service: WorkerProcess(service, platform_env, log_dir) for service in NAMES}
     try:
         for worker in started.values():
             worker.wait_ready()
@@ -195,7 +195,7 @@ def relay(apps):
     for service, app in apps.items():
         context = app.extensions["kube"]
         publisher = CeleryPublisher(context.celery, context.settings.queue_prefix)
-        relays.append(Relay(service, context.db, context.models.OutboxEvent, publisher))
+        relays.append(Relay(service, context.db, context.tables.outbox, publisher, SUBSCRIPTIONS))
 
     def run_once() -> int:
         return sum(r.run_once() for r in relays)

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from shared.config import Settings, load_settings
-from shared.deadletters import dead_letter_blueprint
-from shared.events.tasks import define_event_tasks
-from shared.http import create_service_app
+if TYPE_CHECKING:
+    from flask import Flask
 
-SERVICE = "grants"
-define_event_tasks(SERVICE)
+    from shared.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the grant service's Flask app."""
-    from services.grants import models
+    """Build the grant service's Flask app (web code is imported here, not by the worker)."""
     from services.grants.api import groups
-    from services.grants.handlers import HANDLERS
+    from services.grants.service import SERVICE
+    from shared.config import load_settings
+    from shared.deadletters import dead_letter_blueprint
+    from shared.http import create_service_app
+    from shared.service import build_context
 
     return create_service_app(
-        settings or load_settings(SERVICE),
+        build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE grants",
         description="UEP grant applications and their approval workflow.",
-        models=models,
-        handlers=HANDLERS,
         blueprints=[groups.blp, dead_letter_blueprint()],
     )

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from services.grants.models import GroupProjection
 from shared.db import utcnow
-from shared.events.subscriptions import SUBSCRIPTIONS
+from shared.events.consumer import Handler
 from shared.projections import upsert_if_newer
 
 
@@ -33,4 +33,11 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
 
 
 # Every group and member event carries the whole snapshot, so one handler serves them all.
-HANDLERS = {event_type: apply_group_snapshot for event_type in SUBSCRIPTIONS["grants"]}
+HANDLERS: dict[str, Handler] = {
+    "group.registered": apply_group_snapshot,
+    "group.updated": apply_group_snapshot,
+    "group.status_changed": apply_group_snapshot,
+    "member.added": apply_group_snapshot,
+    "member.updated": apply_group_snapshot,
+    "member.removed": apply_group_snapshot,
+}

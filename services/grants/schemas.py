@@ -5,9 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.pagination import PageArgs
+from shared.validation import Schema
 
 
-class GroupProjectionSchema(ma.Schema):
+class GroupProjectionSchema(Schema):
     id = ma.fields.UUID()
     version = ma.fields.Integer()
     name = ma.fields.String()

@@ -1,6 +1,9 @@
-"""The grant service's Celery worker: `celery -A services.grants.worker worker`."""
+"""The grants service's Celery worker: `celery -A services.grants.worker worker`.
 
-from services.grants import create_app
+It builds the service's context without any web code."""
 
-flask_app = create_app()
-celery = flask_app.extensions["celery"]
+from services.grants.service import SERVICE
+from shared.config import load_settings
+from shared.service import build_context, serve_tasks
+
+celery = serve_tasks(build_context(SERVICE, load_settings(SERVICE.name)))

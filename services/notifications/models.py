@@ -9,28 +9,15 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import utcnow
-from shared.events.store import DeadLetterMixin, InboxMixin, OutboxMixin
-from shared.idempotency import IdempotencyKeyMixin
+from shared.events.store import define_event_tables
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class OutboxEvent(OutboxMixin, Base):
-    pass
-
-
-class ProcessedEvent(InboxMixin, Base):
-    pass
-
-
-class DeadLetter(DeadLetterMixin, Base):
-    pass
-
-
-class IdempotencyKey(IdempotencyKeyMixin, Base):
-    pass
+# The outbox, inbox, dead letters and idempotency keys every service keeps.
+EVENT_TABLES = define_event_tables(Base)
 
 
 class RecipientGroup(Base):

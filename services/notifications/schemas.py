@@ -5,9 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.pagination import PageArgs
+from shared.validation import Schema
 
 
-class ContactSchema(ma.Schema):
+class ContactSchema(Schema):
     member_id = ma.fields.UUID()
     name = ma.fields.String()
     role = ma.fields.String()
@@ -16,7 +17,7 @@ class ContactSchema(ma.Schema):
     language = ma.fields.String()
 
 
-class RecipientGroupSchema(ma.Schema):
+class RecipientGroupSchema(Schema):
     id = ma.fields.UUID()
     version = ma.fields.Integer()
     name = ma.fields.String()

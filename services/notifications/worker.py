@@ -1,6 +1,9 @@
-"""The notification service's Celery worker: `celery -A services.notifications.worker worker`."""
+"""The notifications service's Celery worker: `celery -A services.notifications.worker worker`.
 
-from services.notifications import create_app
+It builds the service's context without any web code."""
 
-flask_app = create_app()
-celery = flask_app.extensions["celery"]
+from services.notifications.service import SERVICE
+from shared.config import load_settings
+from shared.service import build_context, serve_tasks
+
+celery = serve_tasks(build_context(SERVICE, load_settings(SERVICE.name)))

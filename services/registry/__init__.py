@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from shared.config import Settings, load_settings
-from shared.deadletters import dead_letter_blueprint
-from shared.events.tasks import define_event_tasks
-from shared.http import create_service_app
+if TYPE_CHECKING:
+    from flask import Flask
 
-SERVICE = "registry"
-define_event_tasks(SERVICE)
-
-from services.registry import tasks  # noqa: E402, F401 - registers the worker's tasks
+    from shared.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the registry's Flask app."""
-    from services.registry import models
+    """Build the registry's Flask app (web code is imported here, not by the worker)."""
     from services.registry.api import groups, imports, members, regions
-    from services.registry.handlers import HANDLERS
+    from services.registry.service import SERVICE
+    from shared.config import load_settings
+    from shared.deadletters import dead_letter_blueprint
+    from shared.http import create_service_app
+    from shared.service import build_context
 
     return create_service_app(
-        settings or load_settings(SERVICE),
+        build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE group registry",
         description="Groups, member households, regions and mentoring visits.",
-        models=models,
-        handlers=HANDLERS,
         blueprints=[groups.blp, members.blp, regions.blp, imports.blp, dead_letter_blueprint()],
         upload_endpoints=frozenset({"imports.Imports"}),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select, update
@@ -14,8 +14,10 @@ from services.registry.identity import mask_nik
 from services.registry.models import Group, Member
 from services.registry.regions import check_village
 from shared.db import utcnow
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, InvalidInput
 from shared.events.outbox import Outbox
+from shared.scope import RegionScope
+from shared.workflow import Guard, GuardFailure, Transition, Workflow
 
 OFFICER_ROLES = ("ketua", "sekretaris", "bendahara")
 
@@ -78,30 +80,25 @@ def announce(session: Session, outbox: Outbox, event_type: str, group: Group, **
     outbox.add(session, event_type, {"group": group_snapshot(group, members), **extra})
 
 
-def scoped_groups(region_scope: str) -> Select:
+def scoped_groups(scope: RegionScope) -> Select:
     """Groups the caller's region scope covers."""
-    statement = select(Group)
-    if region_scope:
-        statement = statement.where(Group.region_code.startswith(region_scope))
-    return statement
+    return select(Group).where(scope.where(Group.region_code))
 
 
 def find_group(
-    session: Session, group_id: uuid.UUID, region_scope: str, *, lock: bool = False
+    session: Session, group_id: uuid.UUID, scope: RegionScope, *, lock: bool = False
 ) -> Group:
-    """The group, if it lies in the caller's region; otherwise a 404, so existence never leaks."""
-    statement = scoped_groups(region_scope).where(Group.id == group_id)
+    """The group, if it lies in the caller's region; otherwise NotFound, so existence never
+    leaks."""
+    statement = select(Group).where(Group.id == group_id)
     if lock:
         # Changes to one group (and its members) are serialised on the group row.
         statement = statement.with_for_update()
-    group = session.scalar(statement)
-    if group is None:
-        raise NotFound("No group with this id in your region.")
-    return group
+    return scope.one(session, statement, Group.region_code, what="group")
 
 
-def list_groups(region_scope: str, filters: dict) -> Select:
-    statement = scoped_groups(region_scope).order_by(Group.created_at.desc(), Group.id)
+def list_groups(scope: RegionScope, filters: dict) -> Select:
+    statement = scoped_groups(scope).order_by(Group.created_at.desc(), Group.id)
     if filters.get("region"):
         statement = statement.where(Group.region_code.startswith(filters["region"]))
     if filters.get("status"):
@@ -116,12 +113,11 @@ def list_groups(region_scope: str, filters: dict) -> Select:
     return statement
 
 
-def _check_region(session: Session, region_code: str, region_scope: str) -> None:
-    if region_scope and not region_code.startswith(region_scope):
-        raise Unprocessable.field("region_code", "The village lies outside your region.")
+def _check_region(session: Session, region_code: str, scope: RegionScope) -> None:
+    scope.require(region_code, field="region_code")
     problem = check_village(session, region_code)
     if problem:
-        raise Unprocessable.field("region_code", problem)
+        raise InvalidInput.field("region_code", problem)
 
 
 def _apply_fields(group: Group, data: dict) -> None:
@@ -135,9 +131,9 @@ def _apply_fields(group: Group, data: dict) -> None:
         group.bank_account_holder = bank.get("account_holder")
 
 
-def new_group(session: Session, data: dict, *, region_scope: str, actor: str) -> Group:
+def new_group(session: Session, data: dict, *, scope: RegionScope, actor: str) -> Group:
     """A draft group, checked and added to the session but not yet announced."""
-    _check_region(session, data["region_code"], region_scope)
+    _check_region(session, data["region_code"], scope)
     group = Group(id=uuid.uuid4(), status="draft", version=0, created_by=actor)
     _apply_fields(group, dict(data))
     session.add(group)
@@ -145,111 +141,129 @@ def new_group(session: Session, data: dict, *, region_scope: str, actor: str) ->
 
 
 def register_group(
-    session: Session, outbox: Outbox, data: dict, *, region_scope: str, actor: str
+    session: Session, outbox: Outbox, data: dict, *, scope: RegionScope, actor: str
 ) -> Group:
     """Create a group in draft and announce it as group.registered."""
-    group = new_group(session, data, region_scope=region_scope, actor=actor)
+    group = new_group(session, data, scope=scope, actor=actor)
     announce(session, outbox, "group.registered", group)
     return group
 
 
 def update_group(
-    session: Session, outbox: Outbox, group: Group, changes: dict, *, region_scope: str
+    session: Session, outbox: Outbox, group: Group, changes: dict, *, scope: RegionScope
 ) -> Group:
     """Change a group's details and announce group.updated."""
     if group.status == "dissolved":
         raise Conflict("A dissolved group can no longer be changed.")
     if "region_code" in changes and changes["region_code"] != group.region_code:
-        _check_region(session, changes["region_code"], region_scope)
+        _check_region(session, changes["region_code"], scope)
     _apply_fields(group, dict(changes))
     announce(session, outbox, "group.updated", group)
     return group
 
 
-# --- The status workflow: a table of transitions, not a chain of ifs. ---------------------
-
-Guard = Callable[[Session, Group, Rules], list[dict]]
+# --- The status workflow: a table on the shared engine, not a chain of ifs. -----------------
 
 
-def composition_problems(session: Session, group: Group, rules: Rules) -> list[dict]:
-    """Why the group's members do not yet make a group that may be active (empty if they do)."""
-    members = current_members(session, group.id)
-    problems = []
-    if not rules.min_members <= len(members) <= rules.max_members:
-        problems.append(
-            {
-                "field": "members",
-                "message": f"An active group needs {rules.min_members} to {rules.max_members} "
-                f"members; it has {len(members)}.",
-            }
+@dataclass(frozen=True)
+class StatusChange:
+    """What the workflow's guards and effects work with."""
+
+    session: Session
+    rules: Rules
+
+
+def _member_count(group: Group, change: StatusChange) -> list[GuardFailure]:
+    count = len(current_members(change.session, group.id))
+    low, high = change.rules.min_members, change.rules.max_members
+    if low <= count <= high:
+        return []
+    return [
+        GuardFailure(
+            field="members",
+            message=f"An active group needs {low} to {high} members; it has {count}.",
+            message_id=f"Kelompok aktif harus beranggotakan {low} sampai {high} KK; "
+            f"saat ini {count}.",
         )
-    roles = Counter(m.role for m in members)
-    for role in OFFICER_ROLES:
-        if roles[role] != 1:
-            problems.append(
-                {
-                    "field": f"officers.{role}",
-                    "message": f"An active group needs exactly one {role}; it has {roles[role]}.",
-                }
-            )
+    ]
+
+
+def _officers_complete(group: Group, change: StatusChange) -> list[GuardFailure]:
+    roles = Counter(m.role for m in current_members(change.session, group.id))
+    return [
+        GuardFailure(
+            field=f"officers.{role}",
+            message=f"An active group needs exactly one {role}; it has {roles[role]}.",
+            message_id=f"Kelompok aktif harus punya tepat satu {role}; saat ini {roles[role]}.",
+        )
+        for role in OFFICER_ROLES
+        if roles[role] != 1
+    ]
+
+
+def _same_district(group: Group, change: StatusChange) -> list[GuardFailure]:
+    members = current_members(change.session, group.id)
     districts = {m.village_code[:6] for m in members} | {group.region_code[:6]}
-    if len(districts) > 1:
-        problems.append(
-            {
-                "field": "members.village_code",
-                "message": "All members must live in villages of the group's district "
-                f"({group.region_code[:6]}); found districts {', '.join(sorted(districts))}.",
-            }
+    if len(districts) <= 1:
+        return []
+    found = ", ".join(sorted(districts))
+    return [
+        GuardFailure(
+            field="members.village_code",
+            message="All members must live in villages of the group's district "
+            f"({group.region_code[:6]}); found districts {found}.",
+            message_id="Semua anggota harus tinggal di desa/kelurahan dalam kecamatan "
+            f"kelompok ({group.region_code[:6]}); ditemukan kecamatan {found}.",
         )
-    return problems
+    ]
 
 
-def release_memberships(session: Session, group: Group) -> None:
+def _release_memberships(group: Group, change: StatusChange) -> None:
     """A dissolved group frees its members to join another group."""
-    session.execute(
+    change.session.execute(
         update(Member).where(Member.group_id == group.id, Member.active).values(active=False)
     )
 
 
-@dataclass(frozen=True)
-class Transition:
-    to: str
-    guards: tuple[Guard, ...] = ()
-    effect: Callable[[Session, Group], None] | None = None
-
-
-TRANSITIONS: dict[tuple[str, str], Transition] = {
-    ("draft", "activate"): Transition("active", guards=(composition_problems,)),
-    ("suspended", "activate"): Transition("active", guards=(composition_problems,)),
-    ("active", "suspend"): Transition("suspended"),
-    ("draft", "dissolve"): Transition("dissolved", effect=release_memberships),
-    ("active", "dissolve"): Transition("dissolved", effect=release_memberships),
-    ("suspended", "dissolve"): Transition("dissolved", effect=release_memberships),
-}
-STATUS_ROLES = ("verifikator", "kepala_dinas", "admin")
+STATUS_ROLES = frozenset({"verifikator", "kepala_dinas", "admin"})
+_COMPLETE = (
+    Guard("member_count", _member_count),
+    Guard("officers_complete", _officers_complete),
+    Guard("same_district", _same_district),
+)
+GROUP_WORKFLOW = Workflow(
+    "group",
+    [
+        Transition("draft", "activate", "active", STATUS_ROLES, _COMPLETE),
+        Transition("suspended", "activate", "active", STATUS_ROLES, _COMPLETE),
+        Transition("active", "suspend", "suspended", STATUS_ROLES),
+        Transition("draft", "dissolve", "dissolved", STATUS_ROLES, effects=(_release_memberships,)),
+        Transition(
+            "active", "dissolve", "dissolved", STATUS_ROLES, effects=(_release_memberships,)
+        ),
+        Transition(
+            "suspended", "dissolve", "dissolved", STATUS_ROLES, effects=(_release_memberships,)
+        ),
+    ],
+)
+GROUP_ACTIONS = tuple(GROUP_WORKFLOW.actions)
 
 
 def change_status(
-    session: Session, outbox: Outbox, group: Group, action: str, reason: str, rules: Rules
+    session: Session,
+    outbox: Outbox,
+    group: Group,
+    action: str,
+    reason: str,
+    rules: Rules,
+    *,
+    roles: Iterable[str],
 ) -> Group:
-    """Move the group through the workflow and announce group.status_changed."""
-    transition = TRANSITIONS.get((group.status, action))
-    if transition is None:
-        allowed = sorted(a for (s, a) in TRANSITIONS if s == group.status)
-        raise Conflict(
-            f"A {group.status} group cannot {action}; "
-            f"possible: {', '.join(allowed) or 'nothing (final status)'}.",
-            status_now=group.status,
-        )
-    problems = [p for guard in transition.guards for p in guard(session, group, rules)]
-    if problems:
-        raise Conflict(f"The group cannot {action} yet.", errors=problems)
+    """Move the group through its workflow and announce group.status_changed."""
     previous = group.status
-    group.status = transition.to
+    GROUP_WORKFLOW.apply(group, action, roles, StatusChange(session, rules))
     group.status_reason = reason
     group.updated_at = utcnow()
-    if transition.effect:
-        transition.effect(session, group)
     announce(
         session, outbox, "group.status_changed", group, previous_status=previous, reason=reason
     )

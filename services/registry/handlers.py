@@ -1,3 +1,5 @@
-"""Events the registry consumes (none yet: it is the source of group and member events)."""
+"""Events the registry consumes: none (it is the source of group and member events)."""
 
-HANDLERS: dict = {}
+from shared.events.consumer import Handler
+
+HANDLERS: dict[str, Handler] = {}

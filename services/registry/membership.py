@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -21,10 +22,43 @@ from services.registry.identity import check_nik_agrees, mask_kk, mask_nik, pars
 from services.registry.models import Group, Member, PersonalDataAccess
 from services.registry.regions import check_village
 from shared.db import utcnow
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events.outbox import Outbox
+from shared.scope import RegionScope
 
 FULL_IDENTITY_ROLES = ("verifikator", "admin")
+
+
+@dataclass(frozen=True)
+class MemberProblem:
+    """Why a member of a group being registered is refused; `index` None is the whole group."""
+
+    index: int | None
+    field: str
+    message: str
+
+    def as_error(self) -> dict:
+        name = self.field if self.index is None else f"members.{self.index}.{self.field}"
+        return {"field": name, "message": self.message}
+
+
+class MemberProblems(Conflict):
+    """A group cannot be registered with these members; each problem names its member."""
+
+    def __init__(self, problems: list[MemberProblem]):
+        problems = sorted(problems, key=lambda p: (p.index is not None, p.index or 0, p.field))
+        super().__init__(
+            "The group cannot be registered with these members.",
+            errors=[p.as_error() for p in problems],
+        )
+        self.problems = problems
+
+
+def _taken_message(scope: RegionScope, group: Group) -> str:
+    """Say where a NIK already belongs, naming the group only if the caller may see it."""
+    if scope.covers(group.region_code):
+        return f"already a member of the active group '{group.name}' ({group.id})"
+    return "already a member of another active group"
 
 
 def _require_open(group: Group) -> None:
@@ -32,18 +66,20 @@ def _require_open(group: Group) -> None:
         raise Conflict("A dissolved group's members can no longer be changed.")
 
 
-def _check_unique_nik(session: Session, nik: str, member_id: uuid.UUID | None) -> None:
+def _check_unique_nik(
+    session: Session, nik: str, member_id: uuid.UUID | None, scope: RegionScope
+) -> None:
     other = session.scalar(
         select(Member)
         .options(joinedload(Member.group))
         .where(Member.nik == nik, Member.active, Member.id != member_id)
     )
     if other is not None:
+        visible = scope.covers(other.group.region_code)
         raise Conflict(
-            f"NIK {mask_nik(nik)} is already a member of the active group "
-            f"'{other.group.name}' ({other.group_id}).",
+            f"NIK {mask_nik(nik)} is {_taken_message(scope, other.group)}.",
             errors=[{"field": "nik", "message": "already in another active group"}],
-            group_id=str(other.group_id),
+            group_id=str(other.group_id) if visible else None,
         )
 
 
@@ -65,10 +101,11 @@ def _check_role_free(session: Session, group: Group, role: str, member_id: uuid.
         )
 
 
-def _check_village(session: Session, village_code: str) -> None:
+def _check_village(session: Session, village_code: str, scope: RegionScope) -> None:
+    scope.require(village_code, field="village_code")
     problem = check_village(session, village_code, field="village_code")
     if problem:
-        raise Unprocessable.field("village_code", problem)
+        raise InvalidInput.field("village_code", problem)
 
 
 def _flush_or_conflict(session: Session) -> None:
@@ -91,7 +128,15 @@ def _flush_or_conflict(session: Session) -> None:
         raise
 
 
-def add_member(session: Session, outbox: Outbox, group: Group, data: dict, rules: Rules) -> Member:
+def add_member(
+    session: Session,
+    outbox: Outbox,
+    group: Group,
+    data: dict,
+    rules: Rules,
+    *,
+    scope: RegionScope,
+) -> Member:
     """Add a head of family to a group (the group row is locked by the caller)."""
     _require_open(group)
     count = session.scalar(
@@ -102,10 +147,10 @@ def add_member(session: Session, outbox: Outbox, group: Group, data: dict, rules
             f"The group already has {count} members, the maximum.",
             errors=[{"field": "members", "message": "group is full"}],
         )
-    _check_unique_nik(session, data["nik"], None)
+    _check_unique_nik(session, data["nik"], None, scope)
     _check_role_free(session, group, data["role"], None)
     village = data.get("village_code") or group.region_code
-    _check_village(session, village)
+    _check_village(session, village, scope)
     member = Member(id=uuid.uuid4(), group_id=group.id, **{**data, "village_code": village})
     session.add(member)
     _flush_or_conflict(session)
@@ -120,19 +165,18 @@ def register_group_with_members(
     members: list[dict],
     rules: Rules,
     *,
-    region_scope: str,
+    scope: RegionScope,
     actor: str,
 ) -> Group:
     """Register a group with all its members at once (bulk import), under the same rules as
-    one-by-one additions, announced as a single group.registered; a 409 names every
-    problem as `members.<index>.<field>`."""
-    problems = []
+    one-by-one additions, announced as a single group.registered; MemberProblems names
+    every problem with its member's index."""
+    problems: list[MemberProblem] = []
     if len(members) > rules.max_members:
         problems.append(
-            {
-                "field": "members",
-                "message": f"{len(members)} members; the maximum is {rules.max_members}",
-            }
+            MemberProblem(
+                None, "members", f"{len(members)} members; the maximum is {rules.max_members}"
+            )
         )
     first_with: dict[tuple[str, str], int] = {}
     for index, member in enumerate(members):
@@ -141,37 +185,33 @@ def register_group_with_members(
                 continue
             earlier = first_with.setdefault((field, member[field]), index)
             if earlier != index:
-                problems.append(
-                    {
-                        "field": f"members.{index}.{field}",
-                        "message": f"same {field} as member {earlier}",
-                    }
-                )
+                problems.append(MemberProblem(index, field, f"same {field} as member {earlier}"))
     index_of = {m["nik"]: i for i, m in reversed(list(enumerate(members)))}
     taken = session.execute(
-        select(Member.nik, Group.name)
+        select(Member.nik, Group)
         .join(Group, Member.group_id == Group.id)
         .where(Member.active, Member.nik.in_(index_of))
     ).all()
     problems += [
-        {
-            "field": f"members.{index_of[nik]}.nik",
-            "message": f"already a member of the active group '{other}'",
-        }
-        for nik, other in taken
+        MemberProblem(index_of[nik], "nik", _taken_message(scope, other)) for nik, other in taken
     ]
+    for index, member in enumerate(members):
+        village = member.get("village_code")
+        if village and not scope.covers(village):
+            problems.append(
+                MemberProblem(index, "village_code", "the village lies outside your region")
+            )
     for village in {m["village_code"] for m in members if m.get("village_code")}:
         problem = check_village(session, village, field="village_code")
         if problem:
             problems += [
-                {"field": f"members.{i}.village_code", "message": problem}
+                MemberProblem(i, "village_code", problem)
                 for i, m in enumerate(members)
                 if m.get("village_code") == village
             ]
     if problems:
-        problems.sort(key=lambda p: p["field"])
-        raise Conflict("The group cannot be registered with these members.", errors=problems)
-    group = new_group(session, data, region_scope=region_scope, actor=actor)
+        raise MemberProblems(problems)
+    group = new_group(session, data, scope=scope, actor=actor)
     session.add_all(
         Member(
             id=uuid.uuid4(),
@@ -186,19 +226,25 @@ def register_group_with_members(
 
 
 def update_member(
-    session: Session, outbox: Outbox, group: Group, member: Member, changes: dict
+    session: Session,
+    outbox: Outbox,
+    group: Group,
+    member: Member,
+    changes: dict,
+    *,
+    scope: RegionScope,
 ) -> Member:
     """Change a member's data; gender and birth date must keep agreeing with the NIK."""
     _require_open(group)
     if "nik" in changes and changes["nik"] != member.nik:
-        _check_unique_nik(session, changes["nik"], member.id)
+        _check_unique_nik(session, changes["nik"], member.id, scope)
         info = parse_nik(changes["nik"])
         changes.setdefault("gender", info.gender)
         changes.setdefault("birth_date", info.birth_date)
     if "role" in changes:
         _check_role_free(session, group, changes["role"], member.id)
     if changes.get("village_code"):
-        _check_village(session, changes["village_code"])
+        _check_village(session, changes["village_code"], scope)
     else:
         changes.pop("village_code", None)
     disagreements = check_nik_agrees(
@@ -207,7 +253,7 @@ def update_member(
         birth_date=changes.get("birth_date", member.birth_date),
     )
     if disagreements:
-        raise Unprocessable(
+        raise InvalidInput(
             "Gender and birth date must agree with the NIK.",
             errors=[{"field": e.field, "message": e.message} for e in disagreements],
         )
@@ -250,6 +296,20 @@ def record_identity_access(
     )
 
 
+def access_trail(scope: RegionScope, member_id: uuid.UUID | None = None):
+    """Who saw full identity numbers of members of groups in the caller's region, newest first."""
+    statement = (
+        select(PersonalDataAccess)
+        .join(Member, Member.id == PersonalDataAccess.member_id)
+        .join(Group, Group.id == Member.group_id)
+        .where(scope.where(Group.region_code))
+        .order_by(PersonalDataAccess.accessed_at.desc(), PersonalDataAccess.id)
+    )
+    if member_id:
+        statement = statement.where(PersonalDataAccess.member_id == member_id)
+    return statement
+
+
 def masked(member: Member) -> SimpleNamespace:
     """A read-only view of a member with NIK and No. KK masked."""
     view = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
@@ -258,9 +318,9 @@ def masked(member: Member) -> SimpleNamespace:
     )
 
 
-def memberships_of(nik: str, region_scope: str):
+def memberships_of(nik: str, scope: RegionScope):
     """Every membership (current and past) of a person, in groups the caller may see."""
-    groups = scoped_groups(region_scope).with_only_columns(Group.id)
+    groups = scoped_groups(scope).with_only_columns(Group.id)
     return (
         select(Member)
         .options(joinedload(Member.group))

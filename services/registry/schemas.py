@@ -1,25 +1,23 @@
-"""The registry API's request and response schemas; identity rules are checked here so a
-422 names every bad field at once."""
+"""The registry API's request and response schemas (what it accepts of a group or member
+is in `inputs`, shared with imports)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import marshmallow as ma
 
-from services.registry.identity import (
-    IdentityError,
-    check_nik_agrees,
-    mask_kk,
-    mask_nik,
-    normalize_email,
-    normalize_phone,
-    parse_nik,
-    parse_region_code,
-    validate_kk,
+from services.registry.groups import GROUP_ACTIONS
+from services.registry.identity import mask_kk, mask_nik, parse_nik
+from services.registry.inputs import (
+    BankAccount,
+    GroupInput,
+    MemberInput,
+    identity_rule,
+    not_blank,
+    not_future,
 )
-from shared.events.contracts import GROUP_STATUSES, LANGUAGES, MEMBER_ROLES
+from shared.events.contracts import GROUP_STATUSES
 from shared.pagination import PageArgs
+from shared.validation import Schema
 
 VISIT_TOPICS = (
     "business_management",
@@ -30,106 +28,41 @@ VISIT_TOPICS = (
 )
 
 
-def _identity(check):
-    """Turn an identity check into a marshmallow validator."""
-
-    def validate(value):
-        try:
-            check(value)
-        except IdentityError as exc:
-            raise ma.ValidationError(exc.message) from exc
-
-    return validate
-
-
-class NormalizedString(ma.fields.String):
-    """A string field whose value is replaced by `normalize(value)` on load."""
-
-    def __init__(self, normalize, **kwargs):
-        super().__init__(**kwargs)
-        self.normalize = normalize
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return self.normalize(text)
-        except IdentityError as exc:
-            raise ma.ValidationError(exc.message) from exc
-
-
-def _village(value: str) -> str:
-    return parse_region_code(value, level="village").code
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ma.ValidationError("Must not be blank.")
-
-
-def _not_future(value: date) -> None:
-    if value > date.today():
-        raise ma.ValidationError("Must not be in the future.")
-
-
-class BankAccountSchema(ma.Schema):
-    bank_name = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=100))
-    account_number = ma.fields.String(
-        required=True,
-        validate=ma.validate.Regexp(r"^\d{5,30}$", error="Must be 5 to 30 digits."),
-    )
-    account_holder = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=200))
-
-
-class GroupWriteSchema(ma.Schema):
-    name = ma.fields.String(
-        required=True, validate=[ma.validate.Length(min=3, max=200), _not_blank]
-    )
-    region_code = NormalizedString(
-        _village, required=True, metadata={"description": "10-digit village code"}
-    )
-    address = ma.fields.String(load_default=None, validate=ma.validate.Length(max=500))
-    business_type = ma.fields.String(load_default=None, validate=ma.validate.Length(max=100))
-    founded_on = ma.fields.Date(load_default=None, validate=_not_future)
-    bank_account = ma.fields.Nested(BankAccountSchema, load_default=None, allow_none=True)
-
-
-class GroupPatchSchema(GroupWriteSchema):
+class GroupPatchSchema(GroupInput):
     """Any subset of a group's fields; use with `partial=True`."""
 
 
-class GroupStatusChangeSchema(ma.Schema):
-    action = ma.fields.String(
-        required=True, validate=ma.validate.OneOf(["activate", "suspend", "dissolve"])
-    )
+class GroupStatusChangeSchema(Schema):
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUP_ACTIONS))
     reason = ma.fields.String(
-        required=True, validate=[ma.validate.Length(min=3, max=1000), _not_blank]
+        required=True, validate=[ma.validate.Length(min=3, max=1000), not_blank]
     )
 
 
-class OfficerSchema(ma.Schema):
+class OfficerSchema(Schema):
     member_id = ma.fields.UUID()
     name = ma.fields.String()
 
 
-class VisitSummarySchema(ma.Schema):
+class VisitSummarySchema(Schema):
     visited_on = ma.fields.Date()
     topics = ma.fields.List(ma.fields.String())
     monthly_revenue = ma.fields.Integer(allow_none=True)
 
 
-class RevenuePointSchema(ma.Schema):
+class RevenuePointSchema(Schema):
     visited_on = ma.fields.Date()
     monthly_revenue = ma.fields.Integer()
 
 
-class GroupSchema(ma.Schema):
+class GroupSchema(Schema):
     id = ma.fields.UUID()
     name = ma.fields.String()
     region_code = ma.fields.String()
     address = ma.fields.String(allow_none=True)
     business_type = ma.fields.String(allow_none=True)
     founded_on = ma.fields.Date(allow_none=True)
-    bank_account = ma.fields.Nested(BankAccountSchema, allow_none=True)
+    bank_account = ma.fields.Nested(BankAccount, allow_none=True)
     status = ma.fields.String(metadata={"enum": list(GROUP_STATUSES)})
     status_reason = ma.fields.String(allow_none=True)
     member_count = ma.fields.Integer()
@@ -157,51 +90,11 @@ class GroupQuerySchema(PageArgs):
     q = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=100))
 
 
-class MemberWriteSchema(ma.Schema):
-    nik = ma.fields.String(required=True, validate=_identity(parse_nik))
-    kk_number = ma.fields.String(required=True, validate=_identity(validate_kk))
-    name = ma.fields.String(
-        required=True, validate=[ma.validate.Length(min=2, max=200), _not_blank]
-    )
-    gender = ma.fields.String(load_default=None, validate=ma.validate.OneOf(["F", "M"]))
-    birth_date = ma.fields.Date(load_default=None)
-    phone = NormalizedString(normalize_phone, required=True)
-    email = NormalizedString(normalize_email, load_default=None, allow_none=True)
-    role = ma.fields.String(load_default="anggota", validate=ma.validate.OneOf(MEMBER_ROLES))
-    language = ma.fields.String(load_default="id", validate=ma.validate.OneOf(LANGUAGES))
-    village_code = NormalizedString(
-        _village, load_default=None, metadata={"description": "defaults to the group's village"}
-    )
-
-    @ma.validates_schema(skip_on_field_errors=False)
-    def _agrees_with_nik(self, data, **kwargs):
-        """Gender and birth date, when given, must be those the NIK encodes."""
-        try:
-            info = parse_nik(data.get("nik", ""))
-        except IdentityError:
-            return  # the nik field reports its own error
-        errors = check_nik_agrees(
-            info, gender=data.get("gender"), birth_date=data.get("birth_date")
-        )
-        if errors:
-            raise ma.ValidationError({e.field: [e.message] for e in errors})
-
-    @ma.post_load
-    def _fill_from_nik(self, data, **kwargs):
-        if "nik" in data:
-            info = parse_nik(data["nik"])
-            data.setdefault("gender", None)
-            data.setdefault("birth_date", None)
-            data["gender"] = data["gender"] or info.gender
-            data["birth_date"] = data["birth_date"] or info.birth_date
-        return data
-
-
-class MemberPatchSchema(MemberWriteSchema):
+class MemberPatchSchema(MemberInput):
     """Any subset of a member's fields; use with `partial=True`."""
 
 
-class MemberSchema(ma.Schema):
+class MemberSchema(Schema):
     """A member as lists show it: NIK and No. KK masked."""
 
     id = ma.fields.UUID()
@@ -230,10 +123,10 @@ class MemberFullSchema(MemberSchema):
 
 
 class MemberLookupQuerySchema(PageArgs):
-    nik = ma.fields.String(required=True, validate=_identity(parse_nik))
+    nik = ma.fields.String(required=True, validate=identity_rule(parse_nik))
 
 
-class MembershipSchema(ma.Schema):
+class MembershipSchema(Schema):
     member_id = ma.fields.UUID(attribute="id")
     nik = ma.fields.Function(lambda m: mask_nik(m.nik))
     name = ma.fields.String()
@@ -246,12 +139,12 @@ class MembershipSchema(ma.Schema):
     group_region_code = ma.fields.Function(lambda m: m.group.region_code)
 
 
-class MemberRemoveSchema(ma.Schema):
+class MemberRemoveSchema(Schema):
     reason = ma.fields.String(load_default=None, validate=ma.validate.Length(max=1000))
 
 
-class VisitWriteSchema(ma.Schema):
-    visited_on = ma.fields.Date(required=True, validate=_not_future)
+class VisitWriteSchema(Schema):
+    visited_on = ma.fields.Date(required=True, validate=not_future)
     topics = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(VISIT_TOPICS)),
         required=True,
@@ -274,7 +167,7 @@ class VisitSchema(VisitWriteSchema):
     created_at = ma.fields.AwareDateTime()
 
 
-class PersonalDataAccessSchema(ma.Schema):
+class PersonalDataAccessSchema(Schema):
     id = ma.fields.UUID()
     member_id = ma.fields.UUID()
     accessed_by = ma.fields.String()

@@ -8,12 +8,14 @@ import uuid
 from celery import Celery, shared_task
 
 from services.registry.groups import Rules
-from services.registry.imports import process_import, stalled_imports
-from shared.http import kube
+from services.registry.import_run import process_import
+from services.registry.imports import stalled_imports
+from shared.service import task_context
 
 log = logging.getLogger(__name__)
 
 PROCESS_IMPORT = "registry.process_import"
+REQUEUE_STALLED_IMPORTS = "registry.requeue_stalled_imports"
 # A queued import may only be waiting behind a long one; re-send it at most this often.
 REQUEUE_EVERY_SECONDS = 300
 
@@ -33,7 +35,7 @@ def enqueue_import(celery_app: Celery, queue: str, import_id: uuid.UUID) -> None
 @shared_task(name=PROCESS_IMPORT, bind=True)
 def process_import_task(self, import_id: str) -> None:
     """Create the groups of one uploaded file."""
-    context = kube()
+    context = task_context("registry")
     settings = context.settings
     log.info(
         "import received",
@@ -46,10 +48,10 @@ def process_import_task(self, import_id: str) -> None:
     process_import(context.db, context.outbox, uuid.UUID(import_id), Rules.from_settings(settings))
 
 
-@shared_task(name="registry.requeue_stalled_imports")
+@shared_task(name=REQUEUE_STALLED_IMPORTS)
 def requeue_stalled_imports() -> int:
     """Send again the imports whose first send failed or whose worker died mid-run."""
-    context = kube()
+    context = task_context("registry")
     sent = 0
     for import_id in stalled_imports(context.db):
         key = f"{context.settings.queue_prefix}:import-requeued:{import_id}"

@@ -1,6 +1,9 @@
-"""The registry's Celery worker: `celery -A services.registry.worker worker`."""
+"""The registry's Celery worker: `celery -A services.registry.worker worker`.
 
-from services.registry import create_app
+It builds the service's context without any web code."""
 
-flask_app = create_app()
-celery = flask_app.extensions["celery"]
+from services.registry.service import SERVICE
+from shared.config import load_settings
+from shared.service import build_context, serve_tasks
+
+celery = serve_tasks(build_context(SERVICE, load_settings(SERVICE.name)))

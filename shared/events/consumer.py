@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from shared.config import Settings
 from shared.db import Database
 from shared.errors import PermanentError
 from shared.events.envelope import validate_envelope
+from shared.events.store import EventTables
 from shared.logs import correlation_id_var
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,13 @@ class Consumer:
         self,
         service: str,
         db: Database,
-        inbox_model: type,
-        dead_letter_model: type,
-        handlers: dict[str, Handler],
+        tables: EventTables,
+        handlers: Mapping[str, Handler],
     ):
         self.service = service
         self.db = db
-        self.inbox = inbox_model
-        self.dead_letters = dead_letter_model
+        self.inbox = tables.inbox
+        self.dead_letters = tables.dead_letters
         self.handlers = handlers
 
     def handle(self, envelope: dict) -> str:
@@ -74,6 +74,7 @@ class Consumer:
                 self.dead_letters(
                     event_id=event_id,
                     event_type=str(data.get("type"))[:100] if data.get("type") else None,
+                    region_code=region_of(data),
                     envelope=data,
                     error=f"{type(error).__name__}: {error}"[:4000],
                     attempts=attempts,
@@ -88,6 +89,15 @@ class Consumer:
                 "error": str(error)[:500],
             },
         )
+
+
+def region_of(envelope: dict) -> str | None:
+    """The region an event is about, where its payload names one."""
+    payload = envelope.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    subject = payload.get("group") if isinstance(payload.get("group"), dict) else payload
+    code = subject.get("region_code")
+    return code[:10] if isinstance(code, str) and code.isdigit() else None
 
 
 def backoff_delay(retries: int, base: float, cap: float) -> float:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from shared.config import queue_name
 from shared.db import Database, utcnow
 from shared.events.envelope import new_envelope
-from shared.events.subscriptions import subscribers_of
+from shared.events.subscriptions import Subscriptions
 from shared.logs import correlation_id_var
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,20 @@ class CeleryPublisher:
 class Relay:
     """Publishes a service's pending outbox rows to every subscriber, oldest first."""
 
-    def __init__(self, service: str, db: Database, model: type, publisher, batch_size: int = 200):
+    def __init__(
+        self,
+        service: str,
+        db: Database,
+        model: type,
+        publisher,
+        subscriptions: Subscriptions,
+        batch_size: int = 200,
+    ):
         self.service = service
         self.db = db
         self.model = model
         self.publisher = publisher
+        self.subscriptions = subscriptions
         self.batch_size = batch_size
 
     def run_once(self) -> int:
@@ -110,7 +119,7 @@ class Relay:
             ).all()
             for row in rows:
                 try:
-                    for subscriber in subscribers_of(row.event_type):
+                    for subscriber in self.subscriptions.subscribers_of(row.event_type):
                         self.publisher.publish(subscriber, row.envelope)
                 except Exception as exc:
                     # Keep the order: stop here and retry this row on the next pass.

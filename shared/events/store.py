@@ -1,13 +1,17 @@
-"""Tables every service keeps for its events: the outbox, the inbox and the dead letters."""
+"""The tables every service keeps for its events and requests: the outbox, the inbox, the
+dead letters and the idempotency keys. Defined once here; each service binds them to its own
+declarative base with `define_event_tables`, and its migrations create them with
+`shared.events.schema`."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from shared.db import utcnow
 
@@ -55,9 +59,45 @@ class DeadLetterMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     event_type: Mapped[str | None] = mapped_column(String(100))
+    # The region the event is about, so a regional admin or auditor sees only their own.
+    region_code: Mapped[str | None] = mapped_column(String(10))
     envelope: Mapped[dict] = mapped_column(JSONB)
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKeyMixin:
+    """The first response to each (caller, key), kept for a day."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+@dataclass(frozen=True)
+class EventTables:
+    """One service's event and request tables, as mapped classes of its own base."""
+
+    outbox: type
+    inbox: type
+    dead_letters: type
+    idempotency_keys: type
+
+
+def define_event_tables(base: type[DeclarativeBase]) -> EventTables:
+    """Map the shared tables onto a service's declarative base (call once per service)."""
+    return EventTables(
+        outbox=type("OutboxEvent", (OutboxMixin, base), {}),
+        inbox=type("ProcessedEvent", (InboxMixin, base), {}),
+        dead_letters=type("DeadLetter", (DeadLetterMixin, base), {}),
+        idempotency_keys=type("IdempotencyKey", (IdempotencyKeyMixin, base), {}),
+    )

@@ -1,36 +1,45 @@
-"""Which service receives which event type: declared once, as data."""
+"""Which service receives which event type. Each consuming service declares the types it
+subscribes to (as data, beside its handler table); the platform's start-up gathers those
+declarations into one `Subscriptions` for the relay."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from shared.events.contracts import CONTRACTS
 
-_GROUP_EVENTS = (
-    "group.registered",
-    "group.updated",
-    "group.status_changed",
-    "member.added",
-    "member.updated",
-    "member.removed",
-)
 
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    # grants keeps a projection of groups to check applications without calling the registry.
-    "grants": _GROUP_EVENTS,
-    # notifications keeps a projection of members' contacts to address messages.
-    "notifications": _GROUP_EVENTS,
-}
+class Subscriptions:
+    """Every service's subscribed event types, checked against the declared contracts."""
 
+    def __init__(self, by_service: Mapping[str, Iterable[str]]):
+        self.by_service = {service: tuple(types) for service, types in by_service.items()}
+        for service, types in self.by_service.items():
+            unknown = set(types) - set(CONTRACTS)
+            if unknown:
+                raise RuntimeError(f"{service} subscribes to undeclared events: {sorted(unknown)}")
 
-def subscribers_of(event_type: str) -> list[str]:
-    """Services that receive `event_type`, in a stable order."""
-    return sorted(s for s, types in SUBSCRIPTIONS.items() if event_type in types)
+    def subscribers_of(self, event_type: str) -> list[str]:
+        """Services that receive `event_type`, in a stable order."""
+        return sorted(s for s, types in self.by_service.items() if event_type in types)
 
 
-def _check() -> None:
-    for service, types in SUBSCRIPTIONS.items():
-        unknown = set(types) - set(CONTRACTS)
-        if unknown:
-            raise RuntimeError(f"{service} subscribes to undeclared events: {sorted(unknown)}")
-
-
-_check()
+def check_handler_table(service: str, handlers: Mapping[str, object], subscribed: Iterable[str]):
+    """Refuse a service whose handler table and subscriptions disagree, naming each mismatch."""
+    subscribed = set(subscribed)
+    problems = []
+    unknown = subscribed - set(CONTRACTS)
+    if unknown:
+        problems.append(f"subscribes to undeclared event types {sorted(unknown)}")
+    missing = subscribed - set(handlers)
+    if missing:
+        problems.append(f"subscribes to {sorted(missing)} but has no handler for them")
+    unused = set(handlers) - subscribed
+    if unused:
+        problems.append(f"has handlers for {sorted(unused)} but does not subscribe to them")
+    if problems:
+        raise RuntimeError(
+            f"The {service} service's handler table does not match its subscriptions: "
+            + "; ".join(problems)
+            + ". Declare both in its service definition."
+        )

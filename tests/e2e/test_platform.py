@@ -12,9 +12,11 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from kube.catalogue import app_target
+from kube.localinfra import free_port
+from kube.localrun import gunicorn_command
+from services.registry.demo import DEMO_GROUPS, ROLES, seed
 from shared.auth import issue_token
-from shared.demo import DEMO_GROUPS, ROLES, seed
-from shared.localinfra import free_port
 
 from support import JWT_SECRET, ROOT, wait_until
 
@@ -26,21 +28,12 @@ def platform(platform_env, workers, tmp_path_factory):
     """Three APIs under gunicorn and the relay process, on this run's databases and queues."""
     logs = tmp_path_factory.mktemp("e2e")
     env = {**os.environ, **platform_env}
-    commands = {"relay": [sys.executable, "-m", "shared.cli", "relay"]}
+    commands = {"relay": [sys.executable, "-m", "kube.cli", "relay"]}
     urls = {}
     for service in ("registry", "grants", "notifications"):
         port = free_port()
         urls[service] = f"http://127.0.0.1:{port}"
-        commands[service] = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            f"services.{service}:create_app()",
-        ]
+        commands[service] = gunicorn_command(app_target(service), f"127.0.0.1:{port}", workers=1)
     with contextlib.ExitStack() as stack:
         processes = []
         for name, argv in commands.items():
@@ -62,14 +55,15 @@ def platform(platform_env, workers, tmp_path_factory):
 def _ready(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:
+        # Not listening yet, or too busy on a loaded machine to answer in time: ask again.
         return False
 
 
 def test_demo_groups_flow_from_registry_to_grants_and_notifications(platform, apps):
     token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"])
     headers = {"Authorization": f"Bearer {token}"}
-    seed(platform["registry"], token)
+    seed(platform, token)
 
     groups = requests.get(
         f"{platform['registry']}/api/v1/groups?page_size=100", headers=headers, timeout=10

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select
 
+from kube.cli import main
 from services.registry.models import Region
 from services.registry.regions import (
     MAX_REPORTED_PROBLEMS,
@@ -22,7 +23,6 @@ from services.registry.regions import (
     read_region_csv,
     region_table_loaded,
 )
-from shared.cli import main
 
 from support import SHARED_DATA
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kube.cli import main
 from shared.auth import Principal, TokenVerifier, issue_token
-from shared.cli import main
 
 from support import JWT_SECRET
 
@@ -81,13 +81,6 @@ def test_rs256_tokens_are_checked_against_the_public_key():
         verifier.verify(jwt.encode(claims, other, algorithm="RS256"))
     with pytest.raises(Exception, match="not accepted"):
         verifier.verify(jwt.encode(claims, "x" * 32, algorithm="HS256"))
-
-
-def test_region_scope_covers_codes_under_its_prefix():
-    scoped = Principal("a", frozenset({"pendamping"}), "6472")
-    assert scoped.covers("6472011001")
-    assert not scoped.covers("6471011001")
-    assert Principal("b", frozenset({"admin"}), "").covers("3374011001")
 
 
 def test_kube_token_prints_a_token_the_services_accept(monkeypatch):

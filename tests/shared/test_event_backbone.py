@@ -10,9 +10,11 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
+from kube.catalogue import SUBSCRIPTIONS
+from kube.localinfra import free_port
 from shared.config import load_settings
 from shared.events.outbox import CeleryPublisher, Relay
-from shared.localinfra import free_port
+from shared.scope import NATIONWIDE
 
 from support import wait_until
 
@@ -99,9 +101,10 @@ def test_event_carries_the_request_id_as_correlation_id(apps, clients, auth, uni
 
 def test_change_whose_transaction_rolls_back_emits_nothing(apps, unique):
     from services.registry.groups import register_group as register
-    from services.registry.models import Group, OutboxEvent
+    from services.registry.models import Group
 
     context = apps["registry"].extensions["kube"]
+    outbox = context.tables.outbox
     name = unique()
     with (
         apps["registry"].app_context(),
@@ -112,7 +115,7 @@ def test_change_whose_transaction_rolls_back_emits_nothing(apps, unique):
             session,
             context.outbox,
             {"name": name, "region_code": "6472011001", "business_type": None},
-            region_scope="",
+            scope=NATIONWIDE,
             actor="tester",
         )
         raise RuntimeError("something after the change failed")
@@ -121,8 +124,8 @@ def test_change_whose_transaction_rolls_back_emits_nothing(apps, unique):
         assert (
             session.scalar(
                 select(func.count())
-                .select_from(OutboxEvent)
-                .where(OutboxEvent.envelope["payload"]["group"]["name"].astext == name)
+                .select_from(outbox)
+                .where(outbox.envelope["payload"]["group"]["name"].astext == name)
             )
             == 0
         )
@@ -147,8 +150,9 @@ def test_redis_down_at_commit_loses_nothing(apps, auth, relay, platform_env, uni
     offline_relay = Relay(
         "registry",
         context.db,
-        context.models.OutboxEvent,
+        context.tables.outbox,
         CeleryPublisher(context.celery, context.settings.queue_prefix),
+        SUBSCRIPTIONS,
     )
     assert offline_relay.run_once() == 0
     attempts, error = (

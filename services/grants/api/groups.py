@@ -11,8 +11,7 @@ from sqlalchemy import select
 from services.grants.models import GroupProjection
 from services.grants.schemas import GroupProjectionSchema, GroupQuerySchema
 from shared.auth import current_principal
-from shared.errors import NotFound
-from shared.http import kube
+from shared.http import current_context
 from shared.pagination import page_of, paginate
 
 blp = Blueprint(
@@ -29,13 +28,14 @@ class Groups(MethodView):
     @blp.response(200, page_of(GroupProjectionSchema))
     def get(self, args):
         """List known groups in the caller's region."""
-        statement = select(GroupProjection).order_by(GroupProjection.name, GroupProjection.id)
-        region = current_principal().region
-        if region:
-            statement = statement.where(GroupProjection.region_code.startswith(region))
+        statement = (
+            select(GroupProjection)
+            .where(current_principal().scope.where(GroupProjection.region_code))
+            .order_by(GroupProjection.name, GroupProjection.id)
+        )
         if args["status"]:
             statement = statement.where(GroupProjection.status == args["status"])
-        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+        return paginate(current_context().db.session, statement, args["page"], args["page_size"])
 
 
 @blp.route("/<uuid:group_id>")
@@ -43,7 +43,9 @@ class GroupById(MethodView):
     @blp.response(200, GroupProjectionSchema)
     def get(self, group_id: uuid.UUID):
         """Read one known group."""
-        group = kube().db.session.get(GroupProjection, group_id)
-        if group is None or not current_principal().covers(group.region_code):
-            raise NotFound("No group with this id in your region.")
-        return group
+        return current_principal().scope.one(
+            current_context().db.session,
+            select(GroupProjection).where(GroupProjection.id == group_id),
+            GroupProjection.region_code,
+            what="group",
+        )

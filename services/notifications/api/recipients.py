@@ -11,8 +11,7 @@ from sqlalchemy import select
 from services.notifications.models import RecipientGroup
 from services.notifications.schemas import RecipientGroupQuerySchema, RecipientGroupSchema
 from shared.auth import current_principal
-from shared.errors import NotFound
-from shared.http import kube
+from shared.http import current_context
 from shared.pagination import page_of, paginate
 
 blp = Blueprint(
@@ -29,11 +28,12 @@ class RecipientGroups(MethodView):
     @blp.response(200, page_of(RecipientGroupSchema))
     def get(self, args):
         """List recipient groups in the caller's region."""
-        statement = select(RecipientGroup).order_by(RecipientGroup.name, RecipientGroup.id)
-        region = current_principal().region
-        if region:
-            statement = statement.where(RecipientGroup.region_code.startswith(region))
-        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+        statement = (
+            select(RecipientGroup)
+            .where(current_principal().scope.where(RecipientGroup.region_code))
+            .order_by(RecipientGroup.name, RecipientGroup.id)
+        )
+        return paginate(current_context().db.session, statement, args["page"], args["page_size"])
 
 
 @blp.route("/<uuid:group_id>")
@@ -41,7 +41,9 @@ class RecipientGroupById(MethodView):
     @blp.response(200, RecipientGroupSchema)
     def get(self, group_id: uuid.UUID):
         """Read one group's contacts."""
-        group = kube().db.session.get(RecipientGroup, group_id)
-        if group is None or not current_principal().covers(group.region_code):
-            raise NotFound("No group with this id in your region.")
-        return group
+        return current_principal().scope.one(
+            current_context().db.session,
+            select(RecipientGroup).where(RecipientGroup.id == group_id),
+            RecipientGroup.region_code,
+            what="group",
+        )

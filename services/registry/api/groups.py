@@ -8,7 +8,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.registry.groups import (
-    STATUS_ROLES,
     Rules,
     change_status,
     describe_groups,
@@ -17,6 +16,7 @@ from services.registry.groups import (
     register_group,
     update_group,
 )
+from services.registry.inputs import GroupInput
 from services.registry.mentoring import mentoring_summary, record_visit, visits_of
 from services.registry.models import Group
 from services.registry.schemas import (
@@ -25,12 +25,11 @@ from services.registry.schemas import (
     GroupQuerySchema,
     GroupSchema,
     GroupStatusChangeSchema,
-    GroupWriteSchema,
     VisitSchema,
     VisitWriteSchema,
 )
 from shared.auth import current_principal, require_roles
-from shared.http import etag, kube, require_if_match
+from shared.http import current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups", description="KUBE groups")
@@ -40,12 +39,12 @@ MENTORS = ("pendamping", "admin")
 
 
 def rules() -> Rules:
-    return Rules.from_settings(kube().settings)
+    return Rules.from_settings(current_context().settings)
 
 
 def detail(group: Group):
     """The group with its mentoring summary, and its ETag."""
-    session = kube().db.session
+    session = current_context().db.session
     (described,) = describe_groups(session, [group])
     body = {**described, **mentoring_summary(session, group)}
     return body, 200, {"ETag": etag(group.version)}
@@ -57,19 +56,19 @@ class Groups(MethodView):
     @blp.response(200, page_of(GroupSchema))
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
-        session = kube().db.session
-        statement = list_groups(current_principal().region, args)
+        session = current_context().db.session
+        statement = list_groups(current_principal().scope, args)
         page = paginate(session, statement, args["page"], args["page_size"])
         return {**page, "items": describe_groups(session, page["items"])}
 
-    @blp.arguments(GroupWriteSchema)
+    @blp.arguments(GroupInput)
     @blp.response(201, GroupDetailSchema)
     def post(self, data):
         """Register a group; it stays in draft until its members are complete."""
         principal = require_roles(*WRITERS)
-        session = kube().db.session
+        session = current_context().db.session
         group = register_group(
-            session, kube().outbox, data, region_scope=principal.region, actor=principal.sub
+            session, current_context().outbox, data, scope=principal.scope, actor=principal.sub
         )
         session.commit()
         body, _, headers = detail(group)
@@ -81,17 +80,17 @@ class GroupById(MethodView):
     @blp.response(200, GroupDetailSchema)
     def get(self, group_id: uuid.UUID):
         """Read a group with its officers, last visit and revenue trend."""
-        return detail(find_group(kube().db.session, group_id, current_principal().region))
+        return detail(find_group(current_context().db.session, group_id, current_principal().scope))
 
     @blp.arguments(GroupPatchSchema(partial=True))
     @blp.response(200, GroupDetailSchema)
     def patch(self, changes, group_id: uuid.UUID):
         """Change a group's details; send If-Match with the ETag of your last read."""
         principal = require_roles(*WRITERS)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region, lock=True)
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope, lock=True)
         require_if_match(group.version)
-        update_group(session, kube().outbox, group, changes, region_scope=principal.region)
+        update_group(session, current_context().outbox, group, changes, scope=principal.scope)
         session.commit()
         return detail(group)
 
@@ -102,10 +101,18 @@ class GroupStatus(MethodView):
     @blp.response(200, GroupDetailSchema)
     def post(self, data, group_id: uuid.UUID):
         """Activate, suspend or dissolve a group, with a reason."""
-        principal = require_roles(*STATUS_ROLES)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region, lock=True)
-        change_status(session, kube().outbox, group, data["action"], data["reason"], rules())
+        principal = current_principal()
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope, lock=True)
+        change_status(
+            session,
+            current_context().outbox,
+            group,
+            data["action"],
+            data["reason"],
+            rules(),
+            roles=principal.roles,
+        )
         session.commit()
         return detail(group)
 
@@ -116,8 +123,8 @@ class GroupVisits(MethodView):
     @blp.response(200, page_of(VisitSchema))
     def get(self, args, group_id: uuid.UUID):
         """List a group's mentoring visits, newest first."""
-        session = kube().db.session
-        group = find_group(session, group_id, current_principal().region)
+        session = current_context().db.session
+        group = find_group(session, group_id, current_principal().scope)
         return paginate(session, visits_of(group.id), args["page"], args["page_size"])
 
     @blp.arguments(VisitWriteSchema)
@@ -125,8 +132,8 @@ class GroupVisits(MethodView):
     def post(self, data, group_id: uuid.UUID):
         """Record a mentoring visit (pendamping)."""
         principal = require_roles(*MENTORS)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region)
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope)
         visit = record_visit(session, group, data, pendamping=principal.sub)
         session.commit()
         return visit

@@ -12,17 +12,13 @@ from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 
 from services.registry.api.groups import WRITERS
-from services.registry.imports import (
-    OPTIONAL_COLUMNS,
-    REQUIRED_COLUMNS,
-    create_import,
-    find_import,
-    list_imports,
-)
+from services.registry.imports import create_import, find_import, list_imports
+from services.registry.spreadsheet import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from services.registry.tasks import enqueue_import
 from shared.auth import current_principal, require_roles
-from shared.http import kube
+from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
+from shared.validation import Schema
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +32,7 @@ blp = Blueprint(
 IMPORT_STATUSES = ("queued", "processing", "done", "failed")
 
 
-class ImportUploadSchema(ma.Schema):
+class ImportUploadSchema(Schema):
     file = Upload(
         required=True,
         metadata={
@@ -47,7 +43,7 @@ class ImportUploadSchema(ma.Schema):
     )
 
 
-class RowErrorSchema(ma.Schema):
+class RowErrorSchema(Schema):
     row = ma.fields.Integer(
         allow_none=True,
         metadata={"description": "the row as a spreadsheet numbers it (the header is row 1)"},
@@ -57,7 +53,7 @@ class RowErrorSchema(ma.Schema):
     message = ma.fields.String()
 
 
-class ImportSchema(ma.Schema):
+class ImportSchema(Schema):
     id = ma.fields.UUID()
     filename = ma.fields.String()
     file_format = ma.fields.String(metadata={"enum": ["csv", "xlsx"]})
@@ -85,8 +81,8 @@ class Imports(MethodView):
     @blp.response(200, page_of(ImportSchema))
     def get(self, args):
         """List the imports made within the caller's region, newest first."""
-        statement = list_imports(current_principal().region)
-        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+        statement = list_imports(current_principal().scope)
+        return paginate(current_context().db.session, statement, args["page"], args["page_size"])
 
     @blp.arguments(ImportUploadSchema, location="files")
     @blp.response(202, ImportSchema)
@@ -94,12 +90,12 @@ class Imports(MethodView):
         """Upload a file of groups and members; follow Location to watch its progress."""
         principal = require_roles(*WRITERS)
         upload = files["file"]
-        context = kube()
+        context = current_context()
         job = create_import(
             context.db.session,
             filename=upload.filename or "",
             content=upload.read(),
-            region_scope=principal.region,
+            scope=principal.scope,
             actor=principal.sub,
         )
         context.db.session.commit()
@@ -119,4 +115,4 @@ class ImportById(MethodView):
     @blp.response(200, ImportSchema)
     def get(self, import_id: uuid.UUID):
         """Read an import's progress and, per row, what was wrong."""
-        return find_import(kube().db.session, import_id, current_principal().region)
+        return find_import(current_context().db.session, import_id, current_principal().scope)

@@ -7,12 +7,13 @@ import uuid
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from services.registry.api.groups import WRITERS, rules
 from services.registry.groups import current_members, find_group
+from services.registry.inputs import MemberInput
 from services.registry.membership import (
     FULL_IDENTITY_ROLES,
+    access_trail,
     add_member,
     find_member,
     masked,
@@ -21,19 +22,17 @@ from services.registry.membership import (
     remove_member,
     update_member,
 )
-from services.registry.models import PersonalDataAccess
 from services.registry.schemas import (
     MemberFullSchema,
     MemberLookupQuerySchema,
     MemberPatchSchema,
     MemberSchema,
     MembershipSchema,
-    MemberWriteSchema,
     PersonalDataAccessQuerySchema,
     PersonalDataAccessSchema,
 )
 from shared.auth import current_principal, require_roles
-from shared.http import etag, kube, require_if_match
+from shared.http import current_context, etag, require_if_match
 from shared.pagination import page_of, paginate
 
 blp = Blueprint(
@@ -51,18 +50,20 @@ class GroupMembers(MethodView):
     @blp.response(200, MemberSchema(many=True))
     def get(self, group_id: uuid.UUID):
         """List the group's current members (NIK and No. KK masked)."""
-        session = kube().db.session
-        group = find_group(session, group_id, current_principal().region)
+        session = current_context().db.session
+        group = find_group(session, group_id, current_principal().scope)
         return current_members(session, group.id)
 
-    @blp.arguments(MemberWriteSchema)
+    @blp.arguments(MemberInput)
     @blp.response(201, MemberSchema)
     def post(self, data, group_id: uuid.UUID):
         """Add a head of family to the group."""
         principal = require_roles(*WRITERS)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region, lock=True)
-        member = add_member(session, kube().outbox, group, data, rules())
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope, lock=True)
+        member = add_member(
+            session, current_context().outbox, group, data, rules(), scope=principal.scope
+        )
         session.commit()
         return member, 201, {"ETag": etag(member.version)}
 
@@ -73,8 +74,8 @@ class GroupMember(MethodView):
     def get(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Read one member; verifikator and admin see full NIK and No. KK (and are logged)."""
         principal = current_principal()
-        session = kube().db.session
-        member = find_member(session, find_group(session, group_id, principal.region), member_id)
+        session = current_context().db.session
+        member = find_member(session, find_group(session, group_id, principal.scope), member_id)
         headers = {"ETag": etag(member.version)}
         if not principal.has_role(*FULL_IDENTITY_ROLES):
             return masked(member), 200, headers
@@ -93,11 +94,13 @@ class GroupMember(MethodView):
     def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
         """Change a member; send If-Match with the ETag of your last read."""
         principal = require_roles(*WRITERS)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region, lock=True)
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
         require_if_match(member.version)
-        update_member(session, kube().outbox, group, member, changes)
+        update_member(
+            session, current_context().outbox, group, member, changes, scope=principal.scope
+        )
         session.commit()
         return member, 200, {"ETag": etag(member.version)}
 
@@ -105,11 +108,11 @@ class GroupMember(MethodView):
     def delete(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Remove a member from the group (the record stays for history)."""
         principal = require_roles(*WRITERS)
-        session = kube().db.session
-        group = find_group(session, group_id, principal.region, lock=True)
+        session = current_context().db.session
+        group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
         if member.removed_at is None:
-            remove_member(session, kube().outbox, group, member)
+            remove_member(session, current_context().outbox, group, member)
             session.commit()
         return member
 
@@ -122,8 +125,8 @@ class MemberLookup(MethodView):
         """Find a person's groups by NIK, current membership first (verifiers)."""
         principal = require_roles(*LOOKUP_ROLES)
         return paginate(
-            kube().db.session,
-            memberships_of(args["nik"], principal.region),
+            current_context().db.session,
+            memberships_of(args["nik"], principal.scope),
             args["page"],
             args["page_size"],
         )
@@ -135,8 +138,6 @@ class PersonalDataAccessLog(MethodView):
     @blp.response(200, page_of(PersonalDataAccessSchema))
     def get(self, args):
         """The trail of who saw full identity numbers (admin, auditor)."""
-        require_roles("admin", "auditor")
-        statement = select(PersonalDataAccess).order_by(PersonalDataAccess.accessed_at.desc())
-        if args["member_id"]:
-            statement = statement.where(PersonalDataAccess.member_id == args["member_id"])
-        return paginate(kube().db.session, statement, args["page"], args["page_size"])
+        principal = require_roles("admin", "auditor")
+        statement = access_trail(principal.scope, args["member_id"])
+        return paginate(current_context().db.session, statement, args["page"], args["page_size"])

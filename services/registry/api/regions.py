@@ -7,12 +7,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.registry.identity import IdentityError, parse_region_code
+from services.registry.inputs import NormalizedString
 from services.registry.models import Region
 from services.registry.regions import list_regions, region_table_loaded
-from services.registry.schemas import NormalizedString
-from shared.errors import NotFound, Unprocessable
-from shared.http import kube
+from shared.errors import InvalidInput, NotFound
+from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
+from shared.validation import Schema
 
 blp = Blueprint(
     "regions",
@@ -22,7 +23,7 @@ blp = Blueprint(
 )
 
 
-class RegionSchema(ma.Schema):
+class RegionSchema(Schema):
     code = ma.fields.String(dump_only=True, metadata={"description": "plain digits: 6472011001"})
     dotted = ma.fields.Function(
         lambda region: parse_region_code(region.code).dotted,
@@ -53,7 +54,7 @@ class Regions(MethodView):
     @blp.response(200, page_of(RegionSchema))
     def get(self, args):
         """List the provinces, or the direct children of `parent`, in code order."""
-        session = kube().db.session
+        session = current_context().db.session
         parent = args["parent"]
         page = paginate(session, list_regions(parent), args["page"], args["page_size"])
         # No children is an answer for a known region (a village), and for an unloaded table.
@@ -75,8 +76,8 @@ class RegionByCode(MethodView):
         try:
             region_code = parse_region_code(code, field="code")
         except IdentityError as exc:
-            raise Unprocessable.field("code", exc.message) from exc
-        session = kube().db.session
+            raise InvalidInput.field("code", exc.message) from exc
+        session = current_context().db.session
         region = session.get(Region, region_code.code)
         if region is not None:
             return region

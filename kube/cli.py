@@ -1,4 +1,5 @@
-"""The `kube` command: tokens for local use, migrations, the outbox relay, the local run."""
+"""The `kube` command: tokens for local use, migrations, the outbox relay, the local run, and
+the commands each service contributes (e.g. `kube regions load`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ import threading
 
 import click
 
+from kube.catalogue import BY_NAME, NAMES, SERVICES, SUBSCRIPTIONS
 from shared.auth import ROLES, issue_token
-from shared.config import SERVICES, database_url_for, load_settings
+from shared.config import database_url_for, load_settings
 
 
 @click.group()
-def main() -> None:
-    """Operate the KUBE platform."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Operate the KUBE platform.
+
+    Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
+    set and `make run` has made its local databases, they use those."""
+    if ctx.invoked_subcommand in (None, "token", "run"):
+        return
+    from kube.localrun import LOCAL, use_local_databases
+
+    if (LOCAL / "postgres").exists():
+        use_local_databases(os.environ)
 
 
 @main.command()
@@ -24,32 +36,34 @@ def main() -> None:
 @click.option("--ttl", default=8 * 3600, show_default=True, help="Lifetime in seconds.")
 def token(roles: tuple[str, ...], region: str, sub: str, ttl: int) -> None:
     """Print an HS256 token signed with KUBE_JWT_SECRET, for local use."""
-    secret = os.environ.get("KUBE_JWT_SECRET")
+    from kube.localrun import local_jwt_secret
+
+    secret = os.environ.get("KUBE_JWT_SECRET") or local_jwt_secret(create=False)
     if not secret:
-        raise click.UsageError("KUBE_JWT_SECRET is not set.")
+        raise click.UsageError("KUBE_JWT_SECRET is not set (and `make run` has not made one).")
     click.echo(issue_token(secret, sub=sub, roles=list(roles), region=region, ttl_seconds=ttl))
 
 
 def _services(names: tuple[str, ...]) -> list[str]:
-    chosen = list(names) or [s for s in SERVICES if database_url_for(s)]
+    chosen = list(names) or [s for s in NAMES if database_url_for(s)]
     if not chosen:
         raise click.UsageError("No service database is configured (<SERVICE>_DATABASE_URL).")
     return chosen
 
 
 @main.command()
-@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+@click.argument("services", nargs=-1, type=click.Choice(NAMES))
 def migrate(services: tuple[str, ...]) -> None:
     """Upgrade each service's database to its newest migration."""
     from shared.migrate import upgrade
 
-    for service in _services(services):
-        upgrade(service, load_settings(service).database_url)
-        click.echo(f"{service}: migrated")
+    for name in _services(services):
+        upgrade(BY_NAME[name].migrations, load_settings(name).database_url)
+        click.echo(f"{name}: migrated")
 
 
 @main.command()
-@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+@click.argument("services", nargs=-1, type=click.Choice(NAMES))
 def relay(services: tuple[str, ...]) -> None:
     """Publish the services' outbox events to their subscribers' queues, until stopped."""
     from celery import Celery
@@ -66,15 +80,15 @@ def relay(services: tuple[str, ...]) -> None:
         configure_celery(Celery("kube-relay"), first.redis_url), first.queue_prefix
     )
     relays = []
-    for service in chosen:
-        settings = load_settings(service)
-        models = __import__(f"services.{service}.models", fromlist=["OutboxEvent"])
+    for name in chosen:
+        settings = load_settings(name)
         relays.append(
             Relay(
-                service,
+                name,
                 Database(settings.database_url, pool_size=1),
-                models.OutboxEvent,
+                BY_NAME[name].tables.outbox,
                 publisher,
+                SUBSCRIPTIONS,
                 settings.relay_batch_size,
             )
         )
@@ -88,38 +102,14 @@ def relay(services: tuple[str, ...]) -> None:
 @click.option("--demo/--no-demo", default=True, help="Seed demo groups on an empty registry.")
 def run(demo: bool) -> None:
     """Start the whole platform as local processes (what `make run` calls)."""
-    from shared.localrun import run_platform
+    from kube.localrun import run_platform
 
     run_platform(seed_demo=demo)
 
 
-class _ServiceCommands(click.Group):
-    """A service's command group, imported only when it runs, so `shared` never imports services."""
-
-    def __init__(self, target: str, **kwargs):
-        super().__init__(**kwargs)
-        self.target = target
-
-    def _group(self) -> click.Group:
-        import importlib
-
-        module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(module), name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return self._group().list_commands(ctx)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self._group().get_command(ctx, cmd_name)
-
-
-main.add_command(
-    _ServiceCommands(
-        "services.registry.cli:regions",
-        name="regions",
-        help="Load the official Kemendagri region table.",
-    )
-)
+for _service in SERVICES:
+    for _command in _service.commands:
+        main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import requests
 
 ROLES = ("ketua", "sekretaris", "bendahara", "anggota", "anggota")
@@ -55,11 +57,12 @@ def _nik(district: str, index: int, female: bool) -> str:
     return f"{district}{day:02d}{1 + index % 12:02d}{80 + index % 15:02d}{index + 1:04d}"
 
 
-def seed(registry_url: str, token: str) -> None:
-    """Create the demo groups with members, unless they are there already."""
+def seed(urls: Mapping[str, str], token: str) -> None:
+    """Create the demo groups with members through the registry's API, unless they are
+    there already (`urls` maps each service to its base URL)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    api = f"{registry_url}/api/v1"
+    api = f"{urls['registry']}/api/v1"
     existing = session.get(f"{api}/groups", params={"q": DEMO_GROUPS[0]["name"]}, timeout=10)
     existing.raise_for_status()
     if existing.json()["total"]:

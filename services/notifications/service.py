@@ -1,0 +1,31 @@
+"""The notifications service as the platform sees it: tables, migrations, subscriptions, tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notifications import handlers, models
+from shared.events.tasks import define_event_tasks, event_log_purge
+from shared.service import Service
+
+NAME = "notifications"
+
+SERVICE = Service(
+    name=NAME,
+    default_port=5003,
+    metadata=models.Base.metadata,
+    tables=models.EVENT_TABLES,
+    migrations=Path(__file__).parent / "migrations",
+    subscribes_to=(
+        "group.registered",
+        "group.updated",
+        "group.status_changed",
+        "member.added",
+        "member.updated",
+        "member.removed",
+    ),
+    handlers=handlers.HANDLERS,
+    periodic_tasks=(event_log_purge(NAME),),
+)
+
+define_event_tasks(NAME)

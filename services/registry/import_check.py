@@ -1,0 +1,139 @@
+"""Checking one group of an import file: its rows validated with the same input rules as the
+API, every problem pointed at its row and column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import marshmallow as ma
+
+from services.registry.inputs import GroupInput, MemberInput
+from services.registry.membership import MemberProblem, MemberProblems
+from shared.errors import DomainError
+from shared.scope import RegionScope
+from shared.validation import flatten_messages
+
+GROUP_DETAIL_COLUMNS = ("address", "business_type", "founded_on")
+MEMBER_COLUMNS = (
+    "nik",
+    "kk_number",
+    "name",
+    "phone",
+    "role",
+    "gender",
+    "birth_date",
+    "email",
+    "language",
+)
+# What the input rules call a field, as the file's header names its column.
+_GROUP_FIELD_COLUMNS = {"name": "group_name", "region_code": "village_code"}
+
+_group_input = GroupInput()
+_member_input_schema = MemberInput()
+
+
+@dataclass
+class CheckedGroup:
+    """The rows of one group in the file, checked: what to create, or why not."""
+
+    name: str
+    rows: list[tuple[int, dict[str, str]]]
+    data: dict | None = None
+    members: list[tuple[int, dict]] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+    def error(self, row: int, field_name: str, message: str) -> None:
+        self.errors.append(
+            {"row": row, "group": self.name, "field": field_name, "message": message}
+        )
+
+
+def row_errors(group: CheckedGroup, rows: list[int], exc: DomainError) -> list[dict]:
+    """Point the domain's problems at the file's rows: a member's at its own row, the group's
+    at the group's first row."""
+    if isinstance(exc, MemberProblems):
+        problems = exc.problems
+    else:
+        problems = [
+            MemberProblem(None, entry.get("field") or "row", entry["message"])
+            for entry in exc.errors or []
+        ] or [MemberProblem(None, "row", exc.detail or "the group was rejected")]
+    errors = []
+    for problem in problems:
+        if problem.index is not None:
+            row, column = rows[problem.index], problem.field
+        else:
+            row, column = group.rows[0][0], _GROUP_FIELD_COLUMNS.get(problem.field, problem.field)
+        errors.append(
+            {"row": row, "group": group.name, "field": column, "message": problem.message}
+        )
+    return errors
+
+
+class GroupRejected(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} row errors")
+        self.errors = errors
+
+
+def _plain_name(name: str) -> str:
+    return " ".join(name.split())
+
+
+def group_key(record: dict[str, str]) -> tuple[str, str]:
+    village = re.sub(r"[.\s]", "", record.get("village_code", ""))
+    return _plain_name(record.get("group_name", "")).lower(), village
+
+
+def _member_input(record: dict[str, str]) -> dict[str, str]:
+    data = {column: record[column] for column in MEMBER_COLUMNS if column in record}
+    # Spreadsheet users write Ketua, f, ID: the values are case-insensitive.
+    for column, normalize in (("role", str.lower), ("gender", str.upper), ("language", str.lower)):
+        if column in data:
+            data[column] = normalize(data[column])
+    return data
+
+
+def check_group(
+    rows: list[tuple[int, dict[str, str]]], scope: RegionScope, seen_niks: dict[str, int]
+) -> CheckedGroup:
+    """Validate a group's rows with the API's own schemas, collecting every problem."""
+    first_row, first = rows[0]
+    group = CheckedGroup(name=_plain_name(first.get("group_name", "")), rows=rows)
+    details = {"name": group.name, "region_code": first.get("village_code", "")}
+    details.update({c: first[c] for c in GROUP_DETAIL_COLUMNS if c in first})
+    try:
+        group.data = _group_input.load({k: v for k, v in details.items() if v})
+    except ma.ValidationError as exc:
+        for entry in flatten_messages(exc.messages):
+            column = _GROUP_FIELD_COLUMNS.get(entry["field"], entry["field"])
+            group.error(first_row, column, entry["message"])
+    else:
+        if not scope.covers(group.data["region_code"]):
+            group.error(
+                first_row,
+                "village_code",
+                f"village {group.data['region_code']} lies outside your region {scope.prefix}",
+            )
+    for number, record in rows:
+        for column in GROUP_DETAIL_COLUMNS:
+            if record.get(column, "") != first.get(column, ""):
+                group.error(
+                    number,
+                    column,
+                    f"{column} differs from row {first_row} of the same group; every row of a "
+                    "group repeats the same group details",
+                )
+        try:
+            member = _member_input_schema.load(_member_input(record))
+        except ma.ValidationError as exc:
+            for entry in flatten_messages(exc.messages):
+                group.error(number, entry["field"], entry["message"])
+            continue
+        group.members.append((number, member))
+        if member["nik"] in seen_niks:
+            group.error(number, "nik", f"the same NIK is also on row {seen_niks[member['nik']]}")
+        else:
+            seen_niks[member["nik"]] = number
+    return group

@@ -1,0 +1,119 @@
+"""What the registry accepts for a group and a member, whichever way it arrives (the API or
+an import file): marshmallow rules, so one load names every bad field at once."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import marshmallow as ma
+
+from services.registry.identity import (
+    IdentityError,
+    check_nik_agrees,
+    normalize_email,
+    normalize_phone,
+    parse_nik,
+    parse_region_code,
+    validate_kk,
+)
+from shared.events.contracts import LANGUAGES, MEMBER_ROLES
+from shared.validation import Schema
+
+
+def identity_rule(check):
+    """Turn an identity check into a marshmallow validator."""
+
+    def validate(value):
+        try:
+            check(value)
+        except IdentityError as exc:
+            raise ma.ValidationError(exc.message) from exc
+
+    return validate
+
+
+class NormalizedString(ma.fields.String):
+    """A string field whose value is replaced by `normalize(value)` on load."""
+
+    def __init__(self, normalize, **kwargs):
+        super().__init__(**kwargs)
+        self.normalize = normalize
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.normalize(text)
+        except IdentityError as exc:
+            raise ma.ValidationError(exc.message) from exc
+
+
+def _village(value: str) -> str:
+    return parse_region_code(value, level="village").code
+
+
+def not_blank(value: str) -> None:
+    if not value.strip():
+        raise ma.ValidationError("Must not be blank.")
+
+
+def not_future(value: date) -> None:
+    if value > date.today():
+        raise ma.ValidationError("Must not be in the future.")
+
+
+class BankAccount(Schema):
+    bank_name = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=100))
+    account_number = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(r"^\d{5,30}$", error="Must be 5 to 30 digits."),
+    )
+    account_holder = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=200))
+
+
+class GroupInput(Schema):
+    name = ma.fields.String(required=True, validate=[ma.validate.Length(min=3, max=200), not_blank])
+    region_code = NormalizedString(
+        _village, required=True, metadata={"description": "10-digit village code"}
+    )
+    address = ma.fields.String(load_default=None, validate=ma.validate.Length(max=500))
+    business_type = ma.fields.String(load_default=None, validate=ma.validate.Length(max=100))
+    founded_on = ma.fields.Date(load_default=None, validate=not_future)
+    bank_account = ma.fields.Nested(BankAccount, load_default=None, allow_none=True)
+
+
+class MemberInput(Schema):
+    nik = ma.fields.String(required=True, validate=identity_rule(parse_nik))
+    kk_number = ma.fields.String(required=True, validate=identity_rule(validate_kk))
+    name = ma.fields.String(required=True, validate=[ma.validate.Length(min=2, max=200), not_blank])
+    gender = ma.fields.String(load_default=None, validate=ma.validate.OneOf(["F", "M"]))
+    birth_date = ma.fields.Date(load_default=None)
+    phone = NormalizedString(normalize_phone, required=True)
+    email = NormalizedString(normalize_email, load_default=None, allow_none=True)
+    role = ma.fields.String(load_default="anggota", validate=ma.validate.OneOf(MEMBER_ROLES))
+    language = ma.fields.String(load_default="id", validate=ma.validate.OneOf(LANGUAGES))
+    village_code = NormalizedString(
+        _village, load_default=None, metadata={"description": "defaults to the group's village"}
+    )
+
+    @ma.validates_schema(skip_on_field_errors=False)
+    def _agrees_with_nik(self, data, **kwargs):
+        """Gender and birth date, when given, must be those the NIK encodes."""
+        try:
+            info = parse_nik(data.get("nik", ""))
+        except IdentityError:
+            return  # the nik field reports its own error
+        errors = check_nik_agrees(
+            info, gender=data.get("gender"), birth_date=data.get("birth_date")
+        )
+        if errors:
+            raise ma.ValidationError({e.field: [e.message] for e in errors})
+
+    @ma.post_load
+    def _fill_from_nik(self, data, **kwargs):
+        if "nik" in data:
+            info = parse_nik(data["nik"])
+            data.setdefault("gender", None)
+            data.setdefault("birth_date", None)
+            data["gender"] = data["gender"] or info.gender
+            data["birth_date"] = data["birth_date"] or info.birth_date
+        return data

@@ -1,0 +1,34 @@
+"""The registry as the platform sees it: tables, migrations, tasks, commands and demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.registry import demo, handlers, models
+from services.registry.cli import regions
+from services.registry.tasks import REQUEUE_STALLED_IMPORTS
+from shared.events.tasks import define_event_tasks, event_log_purge
+from shared.service import PeriodicTask, Service
+
+NAME = "registry"
+
+SERVICE = Service(
+    name=NAME,
+    default_port=5001,
+    metadata=models.Base.metadata,
+    tables=models.EVENT_TABLES,
+    migrations=Path(__file__).parent / "migrations",
+    # The registry is the source of group and member events; it consumes none.
+    subscribes_to=(),
+    handlers=handlers.HANDLERS,
+    periodic_tasks=(
+        event_log_purge(NAME),
+        # The API's send of a new import fails while Redis is down; this sends it again.
+        # Expires before the next one, so runs missed while the worker is busy do not pile up.
+        PeriodicTask(REQUEUE_STALLED_IMPORTS, 60.0, expires=55),
+    ),
+    commands=(regions,),
+    seed_demo=demo.seed,
+)
+
+define_event_tasks(NAME)
