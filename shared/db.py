@@ -38,6 +38,22 @@ class Database:
         with self.sessionmaker.begin() as session:
             yield session
 
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """Tests: every session of this database joins one transaction that is rolled back at
+        the end, so each test starts from the same data (a commit only releases a savepoint)."""
+        connection = self.engine.connect()
+        outer = connection.begin()
+        self.session.remove()
+        self.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield
+        finally:
+            self.session.remove()
+            self.sessionmaker.configure(bind=self.engine, join_transaction_mode="conditional_savepoint")
+            outer.rollback()
+            connection.close()
+
     def on_commit(self, callback) -> None:
         """Call `callback(session)` after every commit of this database's sessions."""
         event.listen(self.sessionmaker, "after_commit", callback)

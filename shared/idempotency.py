@@ -70,14 +70,16 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
         identity = g.pop("idempotency_key", None)
         if identity is None or not 200 <= response.status_code < 300:
             return response
-        with db.transaction() as session:
-            row = session.get(model, identity)
-            if row is not None:  # None: the handler did not commit, so there is nothing to keep
-                row.status_code = response.status_code
-                row.body = response.get_data(as_text=True)
-                row.headers = {
-                    h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
-                }
+        # The request's own session, in a new transaction after the handler's commit.
+        session = db.session
+        row = session.get(model, identity)
+        if row is not None:  # None: the handler did not commit, so there is nothing to keep
+            row.status_code = response.status_code
+            row.body = response.get_data(as_text=True)
+            row.headers = {
+                h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
+            }
+            session.commit()
         return response
 
     @app.errorhandler(IntegrityError)

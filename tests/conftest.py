@@ -8,6 +8,7 @@ prefix, so it passes beside a running platform.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -91,6 +92,39 @@ def apps(platform_env):
     yield built
     for app in built.values():
         app.extensions["kube"].db.dispose()
+
+
+# Fixtures that need the real servers; a test using none of them is a unit test.
+_SERVER_FIXTURES = {"postgres_server", "redis_url", "platform_env", "apps", "clients", "workers"}
+# Fixtures whose work other processes (workers, the relay) must see: their tests commit.
+_COMMITTING_FIXTURES = {"workers", "relay", "platform"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test unit, integration or e2e by what it uses (`make test-unit` etc.)."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            continue
+        uses = set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.integration if uses & _SERVER_FIXTURES else pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _rolled_back(request):
+    """Each integration test runs in one transaction per service database, rolled back at its
+    end, so it sees exactly the data it made. Tests that real workers, the relay or other
+    threads must see commit for real (and mark `commits` where no fixture says so)."""
+    uses = set(request.fixturenames)
+    if "apps" not in uses or uses & _COMMITTING_FIXTURES or request.node.get_closest_marker(
+        "commits"
+    ):
+        yield
+        return
+    apps = request.getfixturevalue("apps")
+    with contextlib.ExitStack() as stack:
+        for app in apps.values():
+            stack.enter_context(app.extensions["kube"].db.rolled_back())
+        yield
 
 
 @pytest.fixture(scope="session")

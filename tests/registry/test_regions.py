@@ -26,6 +26,10 @@ from services.registry.regions import (
 
 from support import SHARED_DATA
 
+# The region table is one shared reference table, replaced by `kube regions load` through its
+# own connection: these tests commit for real and empty the table before and after each.
+pytestmark = pytest.mark.commits
+
 SMALL_TABLE = """\
 code,name
 33,Jawa Tengah

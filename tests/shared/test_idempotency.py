@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 
@@ -70,6 +71,7 @@ def test_a_malformed_key_is_400(clients, auth, unique):
     assert response.mimetype == "application/problem+json"
 
 
+@pytest.mark.commits  # two threads, two connections: the race is between real commits
 def test_two_simultaneous_requests_with_one_key_act_once(apps, auth, unique):
     import threading
 
