@@ -1,6 +1,7 @@
 # One image for every KUBE process (APIs, Celery workers, relay, scheduler, migrations);
 # docker-compose.yml picks the process with `command:`.
-FROM python:3.11-slim
+# The newest supported Python (3.11-3.13), pinned to a release and a Debian release.
+FROM python:3.13.16-slim-trixie
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
