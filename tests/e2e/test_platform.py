@@ -62,7 +62,7 @@ def platform(platform_env, workers, tmp_path_factory):
 def _ready(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or accepted while the worker still boots
         return False
 
 
