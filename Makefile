@@ -45,7 +45,7 @@ require-python = $(if $(PY),,$(error $(if $(PYTHON),PYTHON=$(PYTHON) is not a CP
 	`apt-get install python3.11 python3.11-venv`$(comma) or `pyenv install 3.13`)$(comma) or \
 	name it: make PYTHON=/path/to/python3.X))
 
-.PHONY: install lock which-python run test lint format compose-check bench clean FORCE
+.PHONY: install lock which-python run test test-unit test-integration test-e2e lint format compose-check bench clean FORCE
 
 # A venv built with another interpreter (or by an older Makefile) is rebuilt, never reused.
 ifneq ($(PY_ID),$(VENV_ID))
@@ -85,6 +85,15 @@ run: install  ## start every service, worker, relay and scheduler locally; Ctrl-
 
 test: install  ## the whole suite against real PostgreSQL, Redis and Celery workers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: install
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
