@@ -50,7 +50,9 @@ class Database:
             yield
         finally:
             self.session.remove()
-            self.sessionmaker.configure(bind=self.engine, join_transaction_mode="conditional_savepoint")
+            self.sessionmaker.configure(
+                bind=self.engine, join_transaction_mode="conditional_savepoint"
+            )
             outer.rollback()
             connection.close()
 

@@ -115,8 +115,10 @@ def _rolled_back(request):
     end, so it sees exactly the data it made. Tests that real workers, the relay or other
     threads must see commit for real (and mark `commits` where no fixture says so)."""
     uses = set(request.fixturenames)
-    if "apps" not in uses or uses & _COMMITTING_FIXTURES or request.node.get_closest_marker(
-        "commits"
+    if (
+        "apps" not in uses
+        or uses & _COMMITTING_FIXTURES
+        or request.node.get_closest_marker("commits")
     ):
         yield
         return
