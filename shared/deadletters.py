@@ -6,9 +6,9 @@ import uuid
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from shared.api import Blueprint
 from shared.auth import require_roles
 from shared.db import utcnow
 from shared.errors import Unavailable

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http
+import io
 import logging
 import re
 import time
@@ -10,12 +12,13 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from shared.auth import TokenVerifier, init_auth
 from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
 from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
-from shared.problems import problem, register_error_handlers
+from shared.problems import PROBLEM_JSON, ProblemSchema, problem, register_error_handlers
 from shared.service import ServiceContext
 
 access_log = logging.getLogger("kube.access")
@@ -29,10 +32,24 @@ def current_context() -> ServiceContext:
 
 
 class KubeApi(Api):
-    """flask-smorest's Api with errors rendered by our one problem+json handler."""
+    """flask-smorest's Api with errors rendered, and documented, as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self):
         register_error_handlers(self._app)
+
+    def _register_responses(self):
+        # The shared error responses each operation refers to, as our handler renders them.
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self._register_problem(status.name, status.phrase)
+        self._register_problem("DEFAULT_ERROR", "Any other error, such as 500.")
+
+    def _register_problem(self, name: str, description: str) -> None:
+        response = {"description": description, "schema": ProblemSchema}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response(name, response, lazy=True)
 
 
 def _swagger_ui_assets() -> Path | None:
@@ -126,6 +143,8 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             raise TooLarge(f"The request body is larger than {limit} bytes.")
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            _buffer_streamed_body(limit)
 
     @app.after_request
     def finish_request(response):
@@ -170,6 +189,15 @@ def _init_media_types(app: Flask, upload_endpoints: frozenset[str]) -> None:
                 f"This route reads {expected}; the body was sent as "
                 f"{request.mimetype or 'no Content-Type'}."
             )
+
+
+def _buffer_streamed_body(limit: int) -> None:
+    """Read a body of unknown length (chunked) up to `limit`: werkzeug would cut a longer one
+    off silently at the limit, and the truncated JSON would answer 400 instead of 413."""
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise TooLarge(f"The request body is larger than {limit} bytes.")
+    request.environ["wsgi.input"] = io.BytesIO(body)
 
 
 def _has_body() -> bool:

@@ -61,6 +61,22 @@ def not_future(value: date) -> None:
         raise ma.ValidationError("Must not be in the future.")
 
 
+# What the OpenAPI document states of identity fields, so a generated client checks the same
+# shape the server does (the server checks more: dates in a NIK, real village codes).
+NIK = {"pattern": r"^[0-9]{16}$", "example": "6472014507800003"}
+KK_NUMBER = {"pattern": r"^[0-9]{16}$", "example": "6472010101200001"}
+PHONE = {
+    "pattern": r"^[ .-]*(\+62|62|0)[ .-]*8[0-9 .-]{7,20}$",
+    "maxLength": 30,
+    "example": "081234567890",
+}
+VILLAGE_CODE = {
+    "pattern": r"^\s*([0-9]{10}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4})\s*$",
+    "example": "6472011001",
+}
+EMAIL = {"format": "email", "maxLength": 254}
+
+
 class BankAccount(Schema):
     bank_name = ma.fields.String(required=True, validate=ma.validate.Length(min=2, max=100))
     account_number = ma.fields.String(
@@ -73,7 +89,9 @@ class BankAccount(Schema):
 class GroupInput(Schema):
     name = ma.fields.String(required=True, validate=[ma.validate.Length(min=3, max=200), not_blank])
     region_code = NormalizedString(
-        _village, required=True, metadata={"description": "10-digit village code"}
+        _village,
+        required=True,
+        metadata={"description": "the group's village (10 digits, or dotted)", **VILLAGE_CODE},
     )
     address = ma.fields.String(load_default=None, validate=ma.validate.Length(max=500))
     business_type = ma.fields.String(load_default=None, validate=ma.validate.Length(max=100))
@@ -82,17 +100,21 @@ class GroupInput(Schema):
 
 
 class MemberInput(Schema):
-    nik = ma.fields.String(required=True, validate=identity_rule(parse_nik))
-    kk_number = ma.fields.String(required=True, validate=identity_rule(validate_kk))
+    nik = ma.fields.String(required=True, validate=identity_rule(parse_nik), metadata=NIK)
+    kk_number = ma.fields.String(
+        required=True, validate=identity_rule(validate_kk), metadata=KK_NUMBER
+    )
     name = ma.fields.String(required=True, validate=[ma.validate.Length(min=2, max=200), not_blank])
     gender = ma.fields.String(load_default=None, validate=ma.validate.OneOf(["F", "M"]))
     birth_date = ma.fields.Date(load_default=None)
-    phone = NormalizedString(normalize_phone, required=True)
-    email = NormalizedString(normalize_email, load_default=None, allow_none=True)
+    phone = NormalizedString(normalize_phone, required=True, metadata=PHONE)
+    email = NormalizedString(normalize_email, load_default=None, allow_none=True, metadata=EMAIL)
     role = ma.fields.String(load_default="anggota", validate=ma.validate.OneOf(MEMBER_ROLES))
     language = ma.fields.String(load_default="id", validate=ma.validate.OneOf(LANGUAGES))
     village_code = NormalizedString(
-        _village, load_default=None, metadata={"description": "defaults to the group's village"}
+        _village,
+        load_default=None,
+        metadata={"description": "defaults to the group's village", **VILLAGE_CODE},
     )
 
     @ma.validates_schema(skip_on_field_errors=False)

@@ -4,7 +4,9 @@ talking over HTTP, Redis and PostgreSQL, driven the way a field app drives them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -108,3 +110,44 @@ def test_demo_groups_flow_from_registry_to_grants_and_notifications(platform, ap
         timeout=5,
     )
     assert other_region.status_code == 404
+
+
+def _raw_request(url: str, payload: bytes) -> tuple[int, dict, bytes]:
+    """Send raw bytes to the server of `url`; return the status, headers and body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_request_line_too_long_for_gunicorn_is_a_problem(platform):
+    status, headers, body = _raw_request(
+        platform["registry"],
+        b"GET /api/v1/groups?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: kube\r\n\r\n",
+    )
+    assert status == 414
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 414
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_problem(platform):
+    token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"])
+    chunk = b"x" * 65536
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(40))  # 2.5 MiB
+    status, headers, body = _raw_request(
+        platform["registry"],
+        b"POST /api/v1/groups HTTP/1.1\r\nHost: kube\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n",
+    )
+    assert status == 413, body
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 413

@@ -151,3 +151,91 @@ def test_a_service_without_any_token_key_refuses_to_start(platform_env):
 
     with pytest.raises(RuntimeError, match="KUBE_JWT_SECRET"):
         create_app(load_settings("grants", jwt_secret=None, jwt_public_key=None))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_docs_work_offline_from_the_installed_swagger_ui(clients, service):
+    page = clients[service].get("/docs").get_data(as_text=True)
+    assert "cdn" not in page and "/docs/assets/swagger-ui-bundle.js" in page
+    script = clients[service].get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.data) > 100_000
+
+
+@pytest.mark.parametrize("bad", ["KUBE\x00Tempe", "KUBE \ud800 Tempe"])
+def test_text_postgresql_cannot_store_is_a_422_naming_the_field(clients, auth, bad):
+    response = clients["registry"].post(
+        "/api/v1/groups",
+        data=json.dumps({"name": bad, "region_code": "6472011001", "address": bad}),
+        content_type="application/json",
+        headers=auth("pendamping", region="6472"),
+    )
+    assert response.status_code == 422, response.json
+    assert {e["field"] for e in response.json["errors"]} == {"name", "address"}
+
+
+def test_nested_fields_and_query_parameters_are_checked_for_unstorable_text(clients, auth):
+    body = {
+        "name": "KUBE Tempe",
+        "region_code": "6472011001",
+        "bank_account": {"bank_name": "BRI\x00", "account_number": "1234567890"},
+    }
+    nested = clients["registry"].post("/api/v1/groups", json=body, headers=auth())
+    assert nested.status_code == 422
+    assert "bank_account.bank_name" in {e["field"] for e in nested.json["errors"]}
+    query = clients["registry"].get("/api/v1/groups?q=tem%00pe", headers=auth())
+    assert query.status_code == 422
+    assert [e["field"] for e in query.json["errors"]] == ["q"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/v1/groups", "text/plain"), ("/api/v1/imports", "application/json")],
+)
+def test_a_body_in_a_format_the_route_does_not_read_is_a_415_problem(
+    clients, auth, path, content_type
+):
+    response = clients["registry"].post(
+        path, data=b'{"name": "x"}', content_type=content_type, headers=auth()
+    )
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+    assert content_type in response.json["detail"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_documents_its_problems_as_problem_json(clients, service):
+    spec = clients[service].get("/openapi.json").json
+    responses = spec["components"]["responses"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            codes = operation["responses"]
+            assert {"401", "403", "default"} <= set(codes), (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if method in ("post", "patch", "put"):
+                assert {"400", "409", "413", "415", "422"} <= set(codes), (method, path)
+            for code, response in codes.items():
+                if code.startswith(("4", "5")) or code == "default":
+                    name = response["$ref"].rsplit("/", 1)[-1]
+                    assert list(responses[name]["content"]) == ["application/problem+json"]
+
+
+def test_a_change_documents_its_required_if_match_with_412_and_428(clients):
+    spec = clients["registry"].get("/openapi.json").json
+    for path in ("/api/v1/groups/{group_id}", "/api/v1/groups/{group_id}/members/{member_id}"):
+        patch = spec["paths"][path]["patch"]
+        (if_match,) = [p for p in patch["parameters"] if p["name"] == "If-Match"]
+        assert if_match["in"] == "header" and if_match["required"] is True
+        assert {"412", "428"} <= set(patch["responses"])
+
+
+def test_identity_fields_carry_their_patterns_in_the_document(clients):
+    schemas = clients["registry"].get("/openapi.json").json["components"]["schemas"]
+    member = schemas["MemberInput"]["properties"]
+    assert member["nik"]["pattern"] == "^[0-9]{16}$"
+    assert member["kk_number"]["pattern"] == "^[0-9]{16}$"
+    assert "pattern" in member["phone"] and "pattern" in member["village_code"]
+    assert member["role"]["enum"] == ["ketua", "sekretaris", "bendahara", "anggota"]
+    assert "pattern" in schemas["GroupInput"]["properties"]["region_code"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from services.grants.models import GroupProjection
 from services.grants.schemas import GroupProjectionSchema, GroupQuerySchema
+from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import current_context
 from shared.pagination import page_of, paginate

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.registry.groups import (
     Rules,
@@ -28,6 +27,7 @@ from services.registry.schemas import (
     VisitSchema,
     VisitWriteSchema,
 )
+from shared.api import Blueprint, requires_if_match
 from shared.auth import current_principal, require_roles
 from shared.http import current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
@@ -84,6 +84,7 @@ class GroupById(MethodView):
 
     @blp.arguments(GroupPatchSchema(partial=True))
     @blp.response(200, GroupDetailSchema)
+    @requires_if_match
     def patch(self, changes, group_id: uuid.UUID):
         """Change a group's details; send If-Match with the ETag of your last read."""
         principal = require_roles(*WRITERS)

@@ -8,13 +8,13 @@ import uuid
 import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 
 from services.registry.api.groups import WRITERS
 from services.registry.imports import create_import, find_import, list_imports
 from services.registry.spreadsheet import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from services.registry.tasks import enqueue_import
+from shared.api import Blueprint
 from shared.auth import current_principal, require_roles
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate

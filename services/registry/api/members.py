@@ -6,7 +6,6 @@ import uuid
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.registry.api.groups import WRITERS, rules
 from services.registry.groups import current_members, find_group
@@ -31,6 +30,7 @@ from services.registry.schemas import (
     PersonalDataAccessQuerySchema,
     PersonalDataAccessSchema,
 )
+from shared.api import Blueprint, requires_if_match
 from shared.auth import current_principal, require_roles
 from shared.http import current_context, etag, require_if_match
 from shared.pagination import page_of, paginate
@@ -91,6 +91,7 @@ class GroupMember(MethodView):
 
     @blp.arguments(MemberPatchSchema(partial=True))
     @blp.response(200, MemberSchema)
+    @requires_if_match
     def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
         """Change a member; send If-Match with the ETag of your last read."""
         principal = require_roles(*WRITERS)

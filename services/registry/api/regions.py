@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.registry.identity import IdentityError, parse_region_code
 from services.registry.inputs import NormalizedString
 from services.registry.models import Region
 from services.registry.regions import list_regions, region_table_loaded
+from shared.api import Blueprint
 from shared.errors import InvalidInput, NotFound
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
