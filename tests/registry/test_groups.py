@@ -198,13 +198,14 @@ def test_activation_names_every_missing_requirement(clients, auth, make_group, a
         headers=auth("verifikator"),
     )
     assert response.status_code == 409
-    fields = {e["field"] for e in response.json["errors"]}
-    assert fields == {
-        "members",
-        "officers.sekretaris",
-        "officers.bendahara",
-        "members.village_code",
+    failed = {(e["guard"], e["field"]) for e in response.json["errors"]}
+    assert failed == {
+        ("member_count", "members"),
+        ("officers_complete", "officers.sekretaris"),
+        ("officers_complete", "officers.bendahara"),
+        ("same_district", "members.village_code"),
     }
+    assert all(e["message"] and e["message_id"] for e in response.json["errors"])
 
 
 def test_illegal_transitions_are_409_and_unknown_actions_422(clients, auth, make_group):

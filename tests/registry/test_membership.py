@@ -232,3 +232,77 @@ def test_verifier_finds_a_persons_groups_by_nik_within_region(
     )
     bad = clients["registry"].get("/api/v1/members?nik=123", headers=auth("verifikator"))
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "nik"
+
+
+def test_a_nik_taken_in_another_region_is_409_without_naming_that_group(
+    clients, auth, officer, make_group, add_member
+):
+    nik = make_nik()
+    elsewhere = (
+        clients["registry"]
+        .post(
+            "/api/v1/groups",
+            json={"name": "KUBE Rahasia Balikpapan", "region_code": "6471021003"},
+            headers=auth("admin"),
+        )
+        .json
+    )
+    taken = clients["registry"].post(
+        members_url(elsewhere["id"]),
+        json=member_payload(nik=nik, village_code="6471021003"),
+        headers=auth("admin"),
+    )
+    assert taken.status_code == 201
+    response = add_member(make_group()["id"], nik=nik)
+    assert response.status_code == 409
+    assert response.json["errors"] == [
+        {"field": "nik", "message": "already in another active group"}
+    ]
+    assert "group_id" not in response.json
+    assert "Rahasia" not in response.text and elsewhere["id"] not in response.text
+
+
+def test_the_access_trail_shows_only_reads_of_members_in_the_callers_region(
+    clients, auth, make_group, add_member
+):
+    samarinda = add_member(make_group()["id"]).json
+    balikpapan_group = (
+        clients["registry"]
+        .post(
+            "/api/v1/groups",
+            json={"name": "KUBE Trail Balikpapan", "region_code": "6471021003"},
+            headers=auth("admin"),
+        )
+        .json
+    )
+    balikpapan = (
+        clients["registry"]
+        .post(
+            members_url(balikpapan_group["id"]),
+            json=member_payload(village_code="6471021003"),
+            headers=auth("admin"),
+        )
+        .json
+    )
+    for member in (samarinda, balikpapan):
+        url = f"{members_url(member['group_id'])}/{member['id']}"
+        assert clients["registry"].get(url, headers=auth("admin", sub="reader")).status_code == 200
+    listed = (
+        clients["registry"]
+        .get("/api/v1/personal-data-access?page_size=100", headers=auth("auditor", region="6472"))
+        .json
+    )
+    members = {entry["member_id"] for entry in listed["items"]}
+    assert samarinda["id"] in members and balikpapan["id"] not in members
+    everywhere = (
+        clients["registry"]
+        .get("/api/v1/personal-data-access?page_size=100", headers=auth("auditor"))
+        .json
+    )
+    assert {samarinda["id"], balikpapan["id"]} <= {e["member_id"] for e in everywhere["items"]}
+
+
+def test_a_members_village_outside_the_callers_region_is_422(make_group, add_member):
+    response = add_member(make_group()["id"], village_code="6471021003")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == ["village_code"]
