@@ -21,7 +21,7 @@ def main(ctx: click.Context) -> None:
 
     Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
     set and `make run` has made its local databases, they use those."""
-    if ctx.invoked_subcommand in (None, "token", "run"):
+    if ctx.invoked_subcommand in (None, "token", "run", "workflows"):
         return
     from kube.localrun import LOCAL, use_local_databases
 
@@ -96,6 +96,14 @@ def relay(services: tuple[str, ...]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     run_relays(relays, first.redis_url, first.queue_prefix, first.relay_poll_seconds, stop)
+
+
+@main.command()
+def workflows() -> None:
+    """Print every workflow table (from, action, to, roles, guards) as Markdown."""
+    for service in SERVICES:
+        for workflow in service.workflows:
+            click.echo(f"### {service.name}: {workflow.name}\n\n{workflow.table()}\n")
 
 
 @main.command()

@@ -19,6 +19,7 @@ from shared.events.outbox import Outbox, redis_prompt, wake_key
 from shared.events.store import EventTables
 from shared.events.subscriptions import check_handler_table
 from shared.tasks import create_celery
+from shared.workflow import Workflow
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Service:
     periodic_tasks: tuple[PeriodicTask, ...] = ()
     # click commands added to the `kube` command.
     commands: tuple = ()
+    # The service's workflow tables, printed by `kube workflows` for the docs.
+    workflows: tuple[Workflow, ...] = ()
     # Seeds demo data through the service's API: (base URLs by service, admin token).
     seed_demo: Callable[[Mapping[str, str], str], None] | None = None
 

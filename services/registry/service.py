@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.registry import demo, handlers, models
 from services.registry.cli import regions
+from services.registry.groups import GROUP_WORKFLOW
 from services.registry.tasks import REQUEUE_STALLED_IMPORTS
 from shared.events.tasks import define_event_tasks, event_log_purge
 from shared.service import PeriodicTask, Service
@@ -28,6 +29,7 @@ SERVICE = Service(
         PeriodicTask(REQUEUE_STALLED_IMPORTS, 60.0, expires=55),
     ),
     commands=(regions,),
+    workflows=(GROUP_WORKFLOW,),
     seed_demo=demo.seed,
 )
 

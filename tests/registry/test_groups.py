@@ -243,3 +243,11 @@ def test_dissolved_group_cannot_be_edited(clients, auth, make_group):
         headers={**auth("admin"), "If-Match": "*"},
     )
     assert response.status_code == 409
+
+
+def test_the_documented_workflow_table_is_the_one_the_code_runs():
+    from services.registry.groups import GROUP_WORKFLOW
+
+    from support import ROOT
+
+    assert GROUP_WORKFLOW.table() in (ROOT / "docs" / "registry.md").read_text()
