@@ -38,6 +38,7 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from kube.catalogue import app_target
 from kube.localinfra import (
     create_database,
     database_url,
@@ -47,6 +48,7 @@ from kube.localinfra import (
     start_embedded_postgres,
     start_private_redis,
 )
+from kube.localrun import gunicorn_command
 from services.registry import create_app
 from services.registry.groups import Rules
 from services.registry.import_run import process_import
@@ -588,19 +590,7 @@ class CpuMeter:
 
 def start_gunicorn(workers: int, port: int, db_url: str, log_path: Path) -> subprocess.Popen:
     """The registry under gunicorn, as deployed, logging to `log_path`."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        # The control socket defaults to one path per user; a platform running beside the
-        # benchmark would share it.
-        "--no-control-socket",
-        "services.registry:create_app()",
-    ]
+    command = gunicorn_command(app_target("registry"), f"127.0.0.1:{port}", workers=workers)
     # A file, not a pipe: nobody reads a pipe during the run, and a full one blocks workers.
     with open(log_path, "wb") as log_file:
         return subprocess.Popen(

@@ -26,7 +26,8 @@ from shared.auth import issue_token
 from shared.config import database_url_for
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+# Where the local run keeps its database, Redis, logs, secret and beat schedule.
+LOCAL = Path(os.environ.get("KUBE_LOCAL_DIR") or ROOT / ".local")
 
 
 def local_jwt_secret(*, create: bool = True) -> str | None:

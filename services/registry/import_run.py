@@ -63,7 +63,7 @@ def try_lock(connection, import_id: uuid.UUID) -> bool:
 
 
 def unlock(connection, import_id: uuid.UUID) -> None:
-    connection.execute(text("SELECT pg_advisoryunlock(:key)"), {"key": _run_lock_key(import_id)})
+    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _run_lock_key(import_id)})
 
 
 @dataclass

@@ -21,8 +21,9 @@ from support import ROOT, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def _run_env(platform_env: dict, ports: dict[str, int]) -> dict:
-    env = {**os.environ, **platform_env}
+def _run_env(platform_env: dict, ports: dict[str, int], local_dir) -> dict:
+    # Its own .local: a test beside another (or beside `make run`) shares no beat schedule.
+    env = {**os.environ, **platform_env, "KUBE_LOCAL_DIR": str(local_dir)}
     for service, port in ports.items():
         env[f"{service.upper()}_PORT"] = str(port)
     return env
@@ -39,7 +40,9 @@ def _start(env: dict) -> subprocess.Popen:
     )
 
 
-def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(platform_env):
+def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(
+    platform_env, tmp_path
+):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -49,7 +52,7 @@ def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(platf
             "notifications": free_port(),
         }
         started = time.monotonic()
-        runner = _start(_run_env(platform_env, ports))
+        runner = _start(_run_env(platform_env, ports, tmp_path))
         try:
             output, _ = runner.communicate(timeout=60)
         finally:
@@ -60,9 +63,9 @@ def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(platf
     assert "its last lines" in output and "address already in use" in output.lower()
 
 
-def test_children_die_with_the_runner_even_when_it_is_killed_hard(platform_env):
+def test_children_die_with_the_runner_even_when_it_is_killed_hard(platform_env, tmp_path):
     ports = {s: free_port() for s in ("registry", "grants", "notifications")}
-    runner = _start(_run_env(platform_env, ports))
+    runner = _start(_run_env(platform_env, ports, tmp_path))
     try:
 
         def ready():

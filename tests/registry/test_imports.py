@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import openpyxl
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from registry_factories import make_nik, member_payload
 from support import wait_until
@@ -379,6 +379,17 @@ def test_a_finished_import_run_again_changes_nothing(
     result = finished(upload(csv_file(group_rows(unique()))))
     assert result["groups_created"] == 1
     context = apps["registry"].extensions["kube"]
+    # The worker's run let go of the import's lock, so this run really looks at the import.
+    key = uuid.UUID(result["id"]).int >> 65
+    with context.db.transaction() as session:
+        held = session.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = :high AND objid = :low"
+            ),
+            {"high": key >> 32, "low": key & 0xFFFFFFFF},
+        ).scalar()
+    assert held == 0
     # What a redelivered message does: the import is done, so nothing happens.
     process_import(context.db, context.outbox, uuid.UUID(result["id"]), Rules())
     again = clients["registry"].get(f"{IMPORTS}/{result['id']}", headers=officer).json
