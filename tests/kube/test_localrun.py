@@ -40,9 +40,7 @@ def _start(env: dict) -> subprocess.Popen:
     )
 
 
-def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(
-    platform_env, tmp_path
-):
+def test_a_child_that_exits_stops_the_platform_at_once_with_its_last_lines(platform_env, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
