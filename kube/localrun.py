@@ -77,6 +77,9 @@ def _prepare_environment() -> tuple[dict[str, str], list[subprocess.Popen]]:
         infra.append(process)
     env["REDIS_URL"] = redis_url
     env["KUBE_JWT_SECRET"] = _jwt_secret()
+    for service in SERVICES:
+        # Where each API answers, for consumers reading its event feed.
+        env.setdefault(f"{service.name.upper()}_URL", f"http://127.0.0.1:{port_of(service, env)}")
     return env, infra
 
 

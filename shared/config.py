@@ -43,6 +43,8 @@ class Settings:
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # A token for reading other services' feeds where no HS256 secret is held (RS256 only).
+    service_token: str | None = None
     max_body_bytes: int = 2 * 1024 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
     task_max_retries: int = 5
@@ -53,11 +55,22 @@ class Settings:
     relay_batch_size: int = 200
     relay_poll_seconds: float = 2.0
     event_retention_days: int = 30
+    catch_up_grace_seconds: float = 30.0
     log_level: str = "INFO"
 
     @property
     def queue(self) -> str:
         return queue_name(self.queue_prefix, self.service)
+
+
+def service_url(service: str) -> str | None:
+    """Where another service's API answers (`<SERVICE>_URL`), for reading its event feed."""
+    return _env(f"{service.upper()}_URL")
+
+
+def catch_up_every_seconds() -> float:
+    """How often consumers read their producers' feeds (KUBE_CATCH_UP_EVERY_SECONDS)."""
+    return _float("KUBE_CATCH_UP_EVERY_SECONDS", 10.0)
 
 
 def queue_name(prefix: str, service: str) -> str:
@@ -91,6 +104,7 @@ def load_settings(service: str, **overrides) -> Settings:
         jwt_public_key=_public_key(),
         jwt_audience=_env("KUBE_JWT_AUDIENCE"),
         jwt_issuer=_env("KUBE_JWT_ISSUER"),
+        service_token=_env("KUBE_SERVICE_TOKEN"),
         max_body_bytes=_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
         max_upload_bytes=_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         task_max_retries=_int("KUBE_TASK_MAX_RETRIES", 5),
@@ -101,6 +115,7 @@ def load_settings(service: str, **overrides) -> Settings:
         relay_batch_size=_int("KUBE_RELAY_BATCH_SIZE", 200),
         relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
         event_retention_days=_int("KUBE_EVENT_RETENTION_DAYS", 30),
+        catch_up_grace_seconds=_float("KUBE_CATCH_UP_GRACE_SECONDS", 30.0),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )
     values.update(overrides)

@@ -13,7 +13,7 @@ from shared.auth import require_roles
 from shared.db import utcnow
 from shared.errors import Unavailable
 from shared.events.outbox import CeleryPublisher
-from shared.http import current_context
+from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
 from shared.validation import Schema
 
@@ -91,7 +91,7 @@ def dead_letter_blueprint() -> Blueprint:
                 raise Unavailable("The queue is unreachable; try again shortly.") from exc
             letter.replayed_at = utcnow()
             letter.replay_count += 1
-            context.db.session.commit()
+            commit_with_response()
             return letter
 
     return blp

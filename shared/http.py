@@ -8,17 +8,25 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
+from sqlalchemy.exc import DBAPIError
 
 from shared.auth import TokenVerifier, init_auth
 from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
 from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
-from shared.problems import PROBLEM_JSON, ProblemSchema, problem, register_error_handlers
+from shared.problems import (
+    PROBLEM_JSON,
+    ProblemSchema,
+    handle_database_unreachable,
+    problem,
+    register_error_handlers,
+)
 from shared.service import ServiceContext
 
 access_log = logging.getLogger("kube.access")
@@ -115,6 +123,7 @@ def create_service_app(
     )
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
     _init_request_context(app, context, upload_endpoints)
+    _init_unit_of_work(app, context)
     init_auth(app, verifier, public)
     _init_media_types(app, upload_endpoints)
     init_idempotency(app, context.db, context.tables.idempotency_keys)
@@ -191,11 +200,46 @@ def _init_media_types(app: Flask, upload_endpoints: frozenset[str]) -> None:
             )
 
 
+def commit_with_response(*, then: Callable[[], None] | None = None) -> None:
+    """Ask for the request's changes to be committed once its answer is ready, in one
+    transaction with its Idempotency-Key record (so a change is never kept without the answer
+    a retry must get); `then` runs after that commit (e.g. queueing work that reads it)."""
+    current_context().db.session.flush()
+    g.kube_commit = True
+    if then is not None:
+        g.setdefault("kube_after_commit", []).append(then)
+
+
+def _init_unit_of_work(app: Flask, context: ServiceContext) -> None:
+    # Registered before the Idempotency-Key hook, so it runs after it (Flask runs
+    # after_request hooks in reverse order) and commits the key's answer too.
+    @app.after_request
+    def commit_request(response):
+        if not g.pop("kube_commit", False):
+            return response
+        session = context.db.session
+        if response.status_code >= 400:
+            session.rollback()
+            return response
+        try:
+            session.commit()
+        except DBAPIError as exc:
+            session.rollback()
+            return handle_database_unreachable(exc)
+        for callback in g.pop("kube_after_commit", []):
+            callback()
+        return response
+
+
 def _buffer_streamed_body(limit: int) -> None:
     """Read a body of unknown length (chunked) up to `limit`: werkzeug would cut a longer one
     off silently at the limit, and the truncated JSON would answer 400 instead of 413."""
-    body = request.environ["wsgi.input"].read(limit + 1)
+    stream = request.environ["wsgi.input"]
+    body = stream.read(limit + 1)
     if len(body) > limit:
+        # Read (and drop) up to as much again, so a client still sending can finish and read
+        # the 413 instead of a connection reset; the work stays bounded by the limit.
+        stream.read(limit)
         raise TooLarge(f"The request body is larger than {limit} bytes.")
     request.environ["wsgi.input"] = io.BytesIO(body)
 

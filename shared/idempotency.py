@@ -70,16 +70,18 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
         identity = g.pop("idempotency_key", None)
         if identity is None or not 200 <= response.status_code < 300:
             return response
-        # The request's own session, in a new transaction after the handler's commit.
+        # The request's own session: the answer commits with the change (the unit of work
+        # commits after this hook), so a retry never finds a change without its answer.
         session = db.session
         row = session.get(model, identity)
-        if row is not None:  # None: the handler did not commit, so there is nothing to keep
+        if row is not None:
             row.status_code = response.status_code
             row.body = response.get_data(as_text=True)
             row.headers = {
                 h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
             }
-            session.commit()
+            if not g.get("kube_commit"):
+                session.commit()  # a POST that changed nothing else still keeps its answer
         return response
 
     @app.errorhandler(IntegrityError)

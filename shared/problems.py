@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, json
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from shared import errors
@@ -98,6 +99,23 @@ def handle_domain_error(error: errors.DomainError) -> Response:
     return response
 
 
+def handle_database_unreachable(error: DBAPIError) -> Response:
+    """A connection lost mid-request (a restart, a terminated backend) is a 503 to retry; the
+    pool drops the dead connection and the next request gets a fresh one."""
+    if not isinstance(error, OperationalError | InterfaceError) and not getattr(
+        error, "connection_invalidated", False
+    ):
+        return handle_unexpected(error)
+    current_app.logger.warning(
+        "database unreachable", extra={"error": type(getattr(error, "orig", error)).__name__}
+    )
+    response = problem(
+        503, "Service Unavailable", "The database is unreachable; try again in a few seconds."
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def handle_unexpected(error: Exception) -> Response:
     current_app.logger.exception("unhandled error")
     return problem(500, "Internal Server Error", "An unexpected error occurred.")
@@ -107,4 +125,5 @@ def register_error_handlers(app: Flask) -> None:
     """Map every error the app can raise to problem+json."""
     app.register_error_handler(errors.DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_unreachable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis
 from celery import Celery
+from celery.signals import worker_ready
 from sqlalchemy import MetaData
 
 from shared.config import Settings
@@ -43,6 +44,8 @@ class Service:
     # The event types it consumes and the handler of each; start-up checks they agree.
     subscribes_to: tuple[str, ...] = ()
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # The services whose event feeds it reads to catch up on what the broker lost.
+    event_sources: tuple[str, ...] = ()
     periodic_tasks: tuple[PeriodicTask, ...] = ()
     # click commands added to the `kube` command.
     commands: tuple = ()
@@ -94,9 +97,19 @@ _task_contexts: dict[str, ServiceContext] = {}
 
 
 def serve_tasks(context: ServiceContext) -> Celery:
-    """Make `context` the one this process's tasks of its service use; return its Celery app."""
+    """Make `context` the one this process's tasks of its service use; return its Celery app.
+
+    A worker that starts catches up on its producers' feeds at once, not at the next tick."""
     _task_contexts[context.service.name] = context
     context.celery.set_default()
+    if context.service.event_sources:
+
+        @worker_ready.connect(weak=False)
+        def catch_up_at_start(sender=None, **_kwargs):
+            context.celery.send_task(
+                f"{context.service.name}.catch_up_events", queue=context.settings.queue
+            )
+
     return context.celery
 
 

@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.grants.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
+    from shared.event_api import event_blueprint
     from shared.http import create_service_app
     from shared.service import build_context
 
@@ -23,5 +24,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE grants",
         description="UEP grant applications and their approval workflow.",
-        blueprints=[groups.blp, dead_letter_blueprint()],
+        blueprints=[groups.blp, dead_letter_blueprint(), event_blueprint()],
     )

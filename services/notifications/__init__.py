@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.notifications.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
+    from shared.event_api import event_blueprint
     from shared.http import create_service_app
     from shared.service import build_context
 
@@ -24,5 +25,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE notifications",
         description="SMS and email to groups, and the contacts to reach them.",
-        blueprints=[recipients.blp, dead_letter_blueprint()],
+        blueprints=[recipients.blp, dead_letter_blueprint(), event_blueprint()],
     )

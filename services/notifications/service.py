@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.notifications import handlers, models
-from shared.events.tasks import define_event_tasks, event_log_purge
+from shared.events.tasks import define_event_tasks, event_catch_up, event_log_purge
 from shared.service import Service
 
 NAME = "notifications"
@@ -25,7 +25,9 @@ SERVICE = Service(
         "member.removed",
     ),
     handlers=handlers.HANDLERS,
-    periodic_tasks=(event_log_purge(NAME),),
+    # Group events come from the registry; its feed fills in what the broker loses.
+    event_sources=("registry",),
+    periodic_tasks=(event_log_purge(NAME), event_catch_up(NAME)),
 )
 
 define_event_tasks(NAME)

@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.registry.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
+    from shared.event_api import event_blueprint
     from shared.http import create_service_app
     from shared.service import build_context
 
@@ -23,6 +24,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE group registry",
         description="Groups, member households, regions and mentoring visits.",
-        blueprints=[groups.blp, members.blp, regions.blp, imports.blp, dead_letter_blueprint()],
+        blueprints=[
+            groups.blp,
+            members.blp,
+            regions.blp,
+            imports.blp,
+            dead_letter_blueprint(),
+            event_blueprint(),
+        ],
         upload_endpoints=frozenset({"imports.Imports"}),
     )

@@ -6,12 +6,14 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import Database
+from shared.db import Database, utcnow
 from shared.errors import PermanentError
 from shared.events.envelope import validate_envelope
 from shared.events.store import EventTables
@@ -36,6 +38,7 @@ class Consumer:
         self.db = db
         self.inbox = tables.inbox
         self.dead_letters = tables.dead_letters
+        self.attempts = tables.attempts
         self.handlers = handlers
 
     def handle(self, envelope: dict) -> str:
@@ -58,9 +61,46 @@ class Consumer:
                 if first is None:
                     return "duplicate"
                 handler(session, payload, envelope)
+                # Applied: any failed attempts of it are history now.
+                session.execute(
+                    delete(self.attempts).where(self.attempts.event_id == uuid.UUID(envelope["id"]))
+                )
             return "handled"
         finally:
             correlation_id_var.reset(token)
+
+    def record_failure(
+        self, envelope: dict, error: BaseException, *, base: float, cap: float
+    ) -> tuple[int, float]:
+        """Count a failed attempt of the event (here, whichever message carried it) and set
+        when its retry is due; return the failed attempts so far and the retry's delay."""
+        event_id = uuid.UUID(envelope["id"])
+        now = utcnow()
+        statement = insert(self.attempts).values(
+            event_id=event_id,
+            event_type=str(envelope.get("type"))[:100],
+            attempts=1,
+            next_attempt_at=now,
+            last_error=f"{type(error).__name__}: {error}"[:4000],
+            updated_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["event_id"],
+            set_={
+                "attempts": self.attempts.attempts + 1,
+                "last_error": statement.excluded.last_error,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ).returning(self.attempts.attempts)
+        with self.db.transaction() as session:
+            attempts = session.execute(statement).scalar_one()
+            delay = backoff_delay(attempts - 1, base, cap)
+            session.execute(
+                update(self.attempts)
+                .where(self.attempts.event_id == event_id)
+                .values(next_attempt_at=now + timedelta(seconds=delay))
+            )
+        return attempts, delay
 
     def dead_letter(self, envelope: object, error: BaseException, attempts: int) -> None:
         """Keep the failed event, with its error, where the API can list and replay it."""
@@ -80,6 +120,8 @@ class Consumer:
                     attempts=attempts,
                 )
             )
+            if event_id is not None:
+                session.execute(delete(self.attempts).where(self.attempts.event_id == event_id))
         log.error(
             "event dead-lettered",
             extra={
@@ -107,35 +149,44 @@ def backoff_delay(retries: int, base: float, cap: float) -> float:
 
 
 def deliver(task, consumer: Consumer, envelope: dict, settings: Settings) -> str:
-    """Run the consumer for a Celery task: retry what may pass later, dead-letter the rest."""
-    attempts = task.request.retries + 1
+    """Run the consumer for a Celery task: retry what may pass later, dead-letter the rest.
+
+    The retry limit is the project's setting (KUBE_TASK_MAX_RETRIES), counted in the
+    service's database, so it holds whichever message carries the event (a redelivery after
+    a crash, a catch-up's copy); the task itself has no Celery limit of its own."""
     try:
         return consumer.handle(envelope)
     except PermanentError as exc:
-        error = exc
+        error, attempts = exc, 1
     except Exception as exc:
-        if task.request.retries < settings.task_max_retries:
-            delay = backoff_delay(
-                task.request.retries,
-                settings.retry_backoff_seconds,
-                settings.retry_backoff_max_seconds,
+        error = exc
+        try:
+            attempts, delay = consumer.record_failure(
+                envelope,
+                exc,
+                base=settings.retry_backoff_seconds,
+                cap=settings.retry_backoff_max_seconds,
             )
+        except Exception as bookkeeping:
+            # The database itself is failing: try again later, never drop the event.
+            raise task.retry(
+                exc=bookkeeping, countdown=settings.retry_backoff_max_seconds
+            ) from bookkeeping
+        # The first attempt and KUBE_TASK_MAX_RETRIES retries, then the dead letter.
+        if attempts <= settings.task_max_retries:
             log.warning(
                 "event handler failed; retrying",
                 extra={
-                    "event_id": envelope.get("id") if isinstance(envelope, dict) else None,
+                    "event_id": envelope.get("id"),
                     "attempt": attempts,
                     "retry_in_s": round(delay, 2),
                     "error": str(exc)[:500],
                 },
             )
             raise task.retry(exc=exc, countdown=delay) from exc
-        error = exc
     try:
         consumer.dead_letter(envelope, error, attempts)
     except Exception as exc:
         # Never drop an event silently: if even the dead-letter write fails, try again later.
-        raise task.retry(
-            exc=exc, countdown=settings.retry_backoff_max_seconds, max_retries=None
-        ) from exc
+        raise task.retry(exc=exc, countdown=settings.retry_backoff_max_seconds) from exc
     return "dead_lettered"

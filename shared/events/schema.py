@@ -92,3 +92,52 @@ def add_dead_letter_region() -> None:
 
 def drop_dead_letter_region() -> None:
     op.drop_column("dead_letters", "region_code")
+
+
+def add_event_feed_and_recovery() -> None:
+    """Outbox positions for the event feed; failed attempts and feed cursors for recovery."""
+    op.add_column(
+        "outbox_events",
+        sa.Column(
+            "xact_id",
+            sa.BigInteger(),
+            server_default=sa.text("pg_current_xact_id()::text::bigint"),
+            nullable=False,
+        ),
+    )
+    op.add_column(
+        "outbox_events",
+        sa.Column("sequence", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+    )
+    op.create_index("ix_outbox_events_position", "outbox_events", ["xact_id", "sequence"])
+    op.create_table(
+        "event_attempts",
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+    )
+    op.create_table(
+        "event_cursors",
+        sa.Column("producer", sa.String(length=50), nullable=False),
+        sa.Column("xact_id", sa.BigInteger(), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
+        sa.Column("head_xact_id", sa.BigInteger(), nullable=False),
+        sa.Column("head_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("unsettled", sa.Integer(), nullable=False),
+        sa.Column("resent", sa.Integer(), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("producer"),
+    )
+
+
+def drop_event_feed_and_recovery() -> None:
+    op.drop_table("event_cursors")
+    op.drop_table("event_attempts")
+    op.drop_index("ix_outbox_events_position", table_name="outbox_events")
+    op.drop_column("outbox_events", "sequence")
+    op.drop_column("outbox_events", "xact_id")

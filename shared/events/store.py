@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -28,16 +28,24 @@ class OutboxMixin:
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The event's place in the feed consumers read to catch up: (xact_id, sequence). The id
+    # of the transaction that wrote it comes first, so an event whose transaction commits
+    # late still sorts after every event a consumer can already have read (see feed.py).
+    xact_id: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("pg_current_xact_id()::text::bigint")
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
-        # The relay only ever scans unpublished rows; keep that index small.
         return (
+            # The relay only ever scans unpublished rows; keep that index small.
             Index(
                 "ix_outbox_events_pending",
                 "created_at",
                 postgresql_where=text("published_at IS NULL"),
             ),
+            Index("ix_outbox_events_position", "xact_id", "sequence"),
         )
 
 
@@ -69,6 +77,39 @@ class DeadLetterMixin:
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class EventAttemptMixin:
+    """An event whose handler failed and waits for its next try: how often it failed, and
+    when the retry is due. The count lives here, not in the broker's message, so a retry
+    that a crash or a catch-up sent again still counts towards the dead letter."""
+
+    __tablename__ = "event_attempts"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EventCursorMixin:
+    """How far this service has settled each producer's feed, and what it last saw of it."""
+
+    __tablename__ = "event_cursors"
+
+    producer: Mapped[str] = mapped_column(String(50), primary_key=True)
+    # Every event up to here is applied or dead-lettered.
+    xact_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The producer's newest event, and how many after the cursor were not settled yet.
+    head_xact_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    head_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    unsettled: Mapped[int] = mapped_column(Integer, default=0)
+    resent: Mapped[int] = mapped_column(Integer, default=0)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class IdempotencyKeyMixin:
     """The first response to each (caller, key), kept for a day."""
 
@@ -91,6 +132,8 @@ class EventTables:
     inbox: type
     dead_letters: type
     idempotency_keys: type
+    attempts: type
+    cursors: type
 
 
 def define_event_tables(base: type[DeclarativeBase]) -> EventTables:
@@ -100,4 +143,6 @@ def define_event_tables(base: type[DeclarativeBase]) -> EventTables:
         inbox=type("ProcessedEvent", (InboxMixin, base), {}),
         dead_letters=type("DeadLetter", (DeadLetterMixin, base), {}),
         idempotency_keys=type("IdempotencyKey", (IdempotencyKeyMixin, base), {}),
+        attempts=type("EventAttempt", (EventAttemptMixin, base), {}),
+        cursors=type("EventCursor", (EventCursorMixin, base), {}),
     )

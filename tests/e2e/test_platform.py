@@ -116,8 +116,11 @@ def _raw_request(url: str, payload: bytes) -> tuple[int, dict, bytes]:
     """Send raw bytes to the server of `url`; return the status, headers and body."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
+        try:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server answered and closed before taking it all: read the answer
         received = b""
         while chunk := conn.recv(65536):
             received += chunk

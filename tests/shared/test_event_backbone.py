@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import uuid
@@ -330,3 +331,49 @@ def test_worker_killed_mid_event_is_redelivered_and_recorded_once(
         )
         == 0
     )
+
+
+def test_the_feed_never_serves_past_an_event_whose_transaction_commits_late(clients, auth):
+    """Positions are (transaction id, sequence) and the feed stops below the oldest running
+    transaction, so a cursor can never step over an event that commits after later ones."""
+    url = os.environ["REGISTRY_DATABASE_URL"].replace("+psycopg", "")
+    service = auth("service")
+
+    def feed(after: str) -> list[str]:
+        response = clients["registry"].get(f"/api/v1/events?after={after}", headers=service)
+        assert response.status_code == 200, response.json
+        return [item["envelope"]["id"] for item in response.json["items"]]
+
+    head = clients["registry"].get("/api/v1/events?limit=1", headers=service).json["head"]
+    early, late = str(uuid.uuid4()), str(uuid.uuid4())
+    insert = (
+        "INSERT INTO outbox_events (id, event_type, envelope, created_at, attempts) "
+        "VALUES (%s, 'group.updated', %s, now(), 0)"
+    )
+    with psycopg.connect(url) as slow, psycopg.connect(url, autocommit=True) as fast:
+        slow.execute(insert, (early, json.dumps({"id": early})))  # takes its id first...
+        fast.execute(insert, (late, json.dumps({"id": late})))  # ...commits first
+        assert early not in feed(head) and late not in feed(head)
+        slow.commit()
+    served = [i for i in feed(head) if i in (early, late)]
+    assert served == [early, late]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM outbox_events WHERE id IN (%s, %s)", (early, late))
+
+
+def test_the_feed_is_for_internal_services_only(clients, auth):
+    for role in ("admin", "pendamping", "auditor"):
+        assert clients["registry"].get("/api/v1/events", headers=auth(role)).status_code == 403
+    bad = clients["registry"].get("/api/v1/events?after=12", headers=auth("service"))
+    assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "after"
+
+
+def test_a_position_reads_back_as_written_and_orders_by_transaction_first():
+    from shared.events.feed import Position
+
+    assert Position.parse("7401.1532") == Position(7401, 1532)
+    assert str(Position(7401, 1532)) == "7401.1532"
+    assert Position(10, 1) > Position(9, 500)
+    for bad in ("", "12", "1.2.3", "-1.2", "a.b", "1." + "9" * 40):
+        with pytest.raises(ValueError):
+            Position.parse(bad)

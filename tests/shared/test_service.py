@@ -22,7 +22,7 @@ def _handler(session, payload, envelope):
 
 
 def _service(**fields) -> Service:
-    tables = EventTables(object, object, object, object)
+    tables = EventTables(*[object] * 6)
     return Service(
         name="example",
         default_port=5999,

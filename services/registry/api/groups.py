@@ -29,7 +29,7 @@ from services.registry.schemas import (
 )
 from shared.api import Blueprint, requires_if_match
 from shared.auth import current_principal, require_roles
-from shared.http import current_context, etag, require_if_match
+from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups", description="KUBE groups")
@@ -70,7 +70,7 @@ class Groups(MethodView):
         group = register_group(
             session, current_context().outbox, data, scope=principal.scope, actor=principal.sub
         )
-        session.commit()
+        commit_with_response()
         body, _, headers = detail(group)
         return body, 201, headers
 
@@ -92,7 +92,7 @@ class GroupById(MethodView):
         group = find_group(session, group_id, principal.scope, lock=True)
         require_if_match(group.version)
         update_group(session, current_context().outbox, group, changes, scope=principal.scope)
-        session.commit()
+        commit_with_response()
         return detail(group)
 
 
@@ -114,7 +114,7 @@ class GroupStatus(MethodView):
             rules(),
             roles=principal.roles,
         )
-        session.commit()
+        commit_with_response()
         return detail(group)
 
 
@@ -136,5 +136,5 @@ class GroupVisits(MethodView):
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope)
         visit = record_visit(session, group, data, pendamping=principal.sub)
-        session.commit()
+        commit_with_response()
         return visit

@@ -16,7 +16,7 @@ from services.registry.spreadsheet import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from services.registry.tasks import enqueue_import
 from shared.api import Blueprint
 from shared.auth import current_principal, require_roles
-from shared.http import current_context
+from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
 from shared.validation import Schema
 
@@ -98,15 +98,19 @@ class Imports(MethodView):
             scope=principal.scope,
             actor=principal.sub,
         )
-        context.db.session.commit()
-        try:
-            enqueue_import(context.celery, context.settings.queue, job.id)
-        except Exception as exc:
-            # Stored and queued: the requeue task sends it once Redis is back.
-            log.warning(
-                "import not sent to the worker; it will be requeued",
-                extra={"import_id": str(job.id), "error": f"{type(exc).__name__}: {exc}"},
-            )
+
+        def send_to_worker():
+            try:
+                enqueue_import(context.celery, context.settings.queue, job.id)
+            except Exception as exc:
+                # Stored and queued: the requeue task sends it once Redis is back.
+                log.warning(
+                    "import not sent to the worker; it will be requeued",
+                    extra={"import_id": str(job.id), "error": f"{type(exc).__name__}: {exc}"},
+                )
+
+        # The worker reads the import, so it is queued only once the import is committed.
+        commit_with_response(then=send_to_worker)
         return job, 202, {"Location": url_for("imports.ImportById", import_id=job.id)}
 
 

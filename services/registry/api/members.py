@@ -32,7 +32,7 @@ from services.registry.schemas import (
 )
 from shared.api import Blueprint, requires_if_match
 from shared.auth import current_principal, require_roles
-from shared.http import current_context, etag, require_if_match
+from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import page_of, paginate
 
 blp = Blueprint(
@@ -64,7 +64,7 @@ class GroupMembers(MethodView):
         member = add_member(
             session, current_context().outbox, group, data, rules(), scope=principal.scope
         )
-        session.commit()
+        commit_with_response()
         return member, 201, {"ETag": etag(member.version)}
 
 
@@ -86,7 +86,7 @@ class GroupMember(MethodView):
             roles=list(principal.roles),
             request_id=g.get("request_id"),
         )
-        session.commit()
+        commit_with_response()
         return member, 200, headers
 
     @blp.arguments(MemberPatchSchema(partial=True))
@@ -102,7 +102,7 @@ class GroupMember(MethodView):
         update_member(
             session, current_context().outbox, group, member, changes, scope=principal.scope
         )
-        session.commit()
+        commit_with_response()
         return member, 200, {"ETag": etag(member.version)}
 
     @blp.response(200, MemberSchema)
@@ -114,7 +114,7 @@ class GroupMember(MethodView):
         member = find_member(session, group, member_id)
         if member.removed_at is None:
             remove_member(session, current_context().outbox, group, member)
-            session.commit()
+            commit_with_response()
         return member
 
 
