@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g
+from flask import g, url_for
 from flask.views import MethodView
 
 from services.registry.api.groups import WRITERS, rules
@@ -30,8 +30,8 @@ from services.registry.schemas import (
     PersonalDataAccessQuerySchema,
     PersonalDataAccessSchema,
 )
-from shared.api import Blueprint, requires_if_match
-from shared.auth import current_principal, require_roles
+from shared.api import Blueprint
+from shared.auth import current_principal
 from shared.http import current_context, etag, require_if_match
 from shared.pagination import page_of, paginate
 
@@ -48,6 +48,7 @@ LOOKUP_ROLES = ("verifikator", "kepala_dinas", "admin", "auditor", "service")
 @blp.route("/groups/<uuid:group_id>/members")
 class GroupMembers(MethodView):
     @blp.response(200, MemberSchema(many=True))
+    @blp.operation("list_members")
     def get(self, group_id: uuid.UUID):
         """List the group's current members (NIK and No. KK masked)."""
         session = current_context().db.session
@@ -56,21 +57,24 @@ class GroupMembers(MethodView):
 
     @blp.arguments(MemberInput)
     @blp.response(201, MemberSchema)
+    @blp.operation("add_member", roles=WRITERS, problems=[409], etag=True, location=True)
     def post(self, data, group_id: uuid.UUID):
         """Add a head of family to the group."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = add_member(
             session, current_context().outbox, group, data, rules(), scope=principal.scope
         )
         session.commit()
-        return member, 201, {"ETag": etag(member.version)}
+        location = url_for("members.GroupMember", group_id=group.id, member_id=member.id)
+        return member, 201, {"ETag": etag(member.version), "Location": location}
 
 
 @blp.route("/groups/<uuid:group_id>/members/<uuid:member_id>")
 class GroupMember(MethodView):
     @blp.response(200, MemberFullSchema)
+    @blp.operation("get_member", etag=True)
     def get(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Read one member; verifikator and admin see full NIK and No. KK (and are logged)."""
         principal = current_principal()
@@ -91,10 +95,10 @@ class GroupMember(MethodView):
 
     @blp.arguments(MemberPatchSchema(partial=True))
     @blp.response(200, MemberSchema)
-    @requires_if_match
+    @blp.operation("update_member", roles=WRITERS, problems=[409], if_match=True, etag=True)
     def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
         """Change a member; send If-Match with the ETag of your last read."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
@@ -106,25 +110,27 @@ class GroupMember(MethodView):
         return member, 200, {"ETag": etag(member.version)}
 
     @blp.response(200, MemberSchema)
+    @blp.operation("remove_member", roles=WRITERS, problems=[409], etag=True)
     def delete(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Remove a member from the group (the record stays for history)."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
         if member.removed_at is None:
             remove_member(session, current_context().outbox, group, member)
             session.commit()
-        return member
+        return member, 200, {"ETag": etag(member.version)}
 
 
 @blp.route("/members")
 class MemberLookup(MethodView):
     @blp.arguments(MemberLookupQuerySchema, location="query")
     @blp.response(200, page_of(MembershipSchema))
+    @blp.operation("find_memberships", roles=LOOKUP_ROLES)
     def get(self, args):
         """Find a person's groups by NIK, current membership first (verifiers)."""
-        principal = require_roles(*LOOKUP_ROLES)
+        principal = current_principal()
         return paginate(
             current_context().db.session,
             memberships_of(args["nik"], principal.scope),
@@ -137,8 +143,9 @@ class MemberLookup(MethodView):
 class PersonalDataAccessLog(MethodView):
     @blp.arguments(PersonalDataAccessQuerySchema, location="query")
     @blp.response(200, page_of(PersonalDataAccessSchema))
+    @blp.operation("list_personal_data_access", roles=("admin", "auditor"))
     def get(self, args):
         """The trail of who saw full identity numbers (admin, auditor)."""
-        principal = require_roles("admin", "auditor")
-        statement = access_trail(principal.scope, args["member_id"])
+        principal = current_principal()
+        statement = access_trail(principal.scope, args.get("member_id"))
         return paginate(current_context().db.session, statement, args["page"], args["page_size"])

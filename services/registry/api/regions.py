@@ -52,10 +52,11 @@ class RegionQuerySchema(PageArgs):
 class Regions(MethodView):
     @blp.arguments(RegionQuerySchema, location="query")
     @blp.response(200, page_of(RegionSchema))
+    @blp.operation("list_regions", problems=[404])
     def get(self, args):
         """List the provinces, or the direct children of `parent`, in code order."""
         session = current_context().db.session
-        parent = args["parent"]
+        parent = args.get("parent")
         page = paginate(session, list_regions(parent), args["page"], args["page_size"])
         # No children is an answer for a known region (a village), and for an unloaded table.
         if (
@@ -71,6 +72,7 @@ class Regions(MethodView):
 @blp.route("/<code>")
 class RegionByCode(MethodView):
     @blp.response(200, RegionSchema)
+    @blp.operation("get_region", problems=[422])
     def get(self, code: str):
         """Read one region by its dotted or plain code."""
         try:
