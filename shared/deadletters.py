@@ -15,10 +15,10 @@ from shared.errors import Unavailable
 from shared.events.outbox import CeleryPublisher
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
-from shared.validation import Schema
+from shared.shapes import Output
 
 
-class DeadLetterSchema(Schema):
+class DeadLetterSchema(Output):
     id = ma.fields.UUID(dump_only=True)
     event_id = ma.fields.UUID(dump_only=True, allow_none=True)
     event_type = ma.fields.String(dump_only=True, allow_none=True)
@@ -28,7 +28,9 @@ class DeadLetterSchema(Schema):
     failed_at = ma.fields.AwareDateTime(dump_only=True)
     replayed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     replay_count = ma.fields.Integer(dump_only=True)
-    envelope = ma.fields.Dict(dump_only=True)
+    envelope = ma.fields.Dict(
+        dump_only=True, metadata={"description": "the event as it was sent: its envelope"}
+    )
 
 
 class DeadLetterQuery(PageArgs):

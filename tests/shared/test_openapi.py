@@ -1,5 +1,7 @@
 """Each service's OpenAPI document keeps its rules: every operation named, every status it
-answers documented as problem+json, every header it reads or sets described."""
+answers documented as problem+json, every header it reads or sets described, schemas exact
+(nullable enums with null, typed nullable objects, PATCH bodies without defaults, responses
+as typed as requests) and one shape for one concept across services."""
 
 from __future__ import annotations
 
@@ -130,6 +132,86 @@ def test_state_conflicts_are_documented_where_the_state_can_refuse(documents):
     assert "409" in paths[member]["delete"]["responses"]  # a dissolved group's member
     assert {"403", "409"} <= set(paths["/api/v1/groups/{group_id}/status"]["post"]["responses"])
     assert "403" not in paths["/api/v1/groups"]["get"]["responses"]  # every role may list
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_nullable_enums_include_null_and_nullable_objects_are_typed(documents, service):
+    for node in walk(documents[service]):
+        if node.get("nullable") and "enum" in node:
+            assert None in node["enum"], node
+        for branch in node.get("anyOf", []):
+            if branch.get("type") == "object" and branch.get("nullable"):
+                assert branch.get("enum") == [None], node  # only null, not any object
+
+
+def test_patch_bodies_have_no_defaults_and_require_nothing(documents):
+    document = documents["registry"]
+    patches = [
+        resolve(document, operation["requestBody"]["content"]["application/json"]["schema"])
+        for _, method, operation in operations(document)
+        if method == "patch"
+    ]
+    assert len(patches) == 2
+    for schema in patches:
+        assert "required" not in schema
+        assert not [node for node in walk(schema["properties"]) if "default" in node], schema
+
+
+def test_response_fields_carry_the_types_enums_and_patterns_of_requests(documents):
+    document = documents["registry"]
+    schemas = document["components"]["schemas"]
+    pairs = [
+        ("GroupInput", "GroupDetail"),
+        ("GroupPatch", "Group"),
+        ("MemberInput", "Member"),
+        ("MemberPatch", "MemberFull"),
+        ("VisitWrite", "Visit"),
+    ]
+
+    def shape(prop: dict) -> tuple:
+        prop = {k: v for k, v in prop.items() if k not in ("description", "example", "default")}
+        refs = sorted(b["$ref"] for b in walk(prop) if "$ref" in b)
+        return prop.get("type"), prop.get("format"), refs, "pattern" in prop
+
+    for request, response in pairs:
+        answered = schemas[response]["properties"]
+        assert set(schemas[response]["required"]) == set(answered), response
+        for name, prop in schemas[request]["properties"].items():
+            if name in answered:
+                asked, said = shape(prop), shape(answered[name])
+                assert asked[:3] == said[:3], (request, response, name)
+                assert said[3] or not asked[3], (request, response, name, "pattern")
+    member = schemas["Member"]["properties"]
+    assert member["nik"]["pattern"] == r"^[0-9]{4}\*{8}[0-9]{4}$"
+    assert member["phone"]["pattern"] and member["village_code"]["pattern"]
+    assert schemas["MemberRole"]["enum"] == ["ketua", "sekretaris", "bendahara", "anggota"]
+    assert schemas["MemberInput"]["properties"]["nik"]["pattern"] == "^[0-9]{16}$"
+
+
+def test_one_concept_has_one_shape_in_every_document(documents):
+    shared = ("GroupStatus", "MemberRole", "Language", "Officer", "Officers", "Problem")
+    for name in shared:
+        shapes = {
+            repr(documents[s]["components"]["schemas"][name])
+            for s in SERVICES
+            if name in documents[s]["components"]["schemas"]
+        }
+        assert len(shapes) == 1, name
+    registry, grants = (documents[s]["components"]["schemas"] for s in ("registry", "grants"))
+    officers = {"$ref": "#/components/schemas/Officers"}
+    assert registry["Group"]["properties"]["officers"] == officers
+    assert grants["GroupProjection"]["properties"]["officers"] == officers
+    status = {"$ref": "#/components/schemas/GroupStatus"}
+    assert grants["GroupProjection"]["properties"]["status"] == status
+    for service in SERVICES:
+        pages = [
+            schema
+            for name, schema in documents[service]["components"]["schemas"].items()
+            if name.endswith("Page")
+        ]
+        assert pages and all(
+            set(p["properties"]) == {"items", "page", "page_size", "total"} for p in pages
+        )
 
 
 def _document_of(blueprint) -> dict:

@@ -86,7 +86,7 @@ class GroupById(MethodView):
         """Read a group with its officers, last visit and revenue trend."""
         return detail(find_group(current_context().db.session, group_id, current_principal().scope))
 
-    @blp.arguments(GroupPatchSchema(partial=True))
+    @blp.arguments(GroupPatchSchema)
     @blp.response(200, GroupDetailSchema)
     @blp.operation("update_group", roles=WRITERS, problems=[409], if_match=True, etag=True)
     def patch(self, changes, group_id: uuid.UUID):

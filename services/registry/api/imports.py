@@ -18,7 +18,8 @@ from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
-from shared.validation import Schema
+from shared.shapes import Output
+from shared.validation import Choice, Schema
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class ImportUploadSchema(Schema):
     )
 
 
-class RowErrorSchema(Schema):
+class RowErrorSchema(Output):
     row = ma.fields.Integer(
         allow_none=True,
         metadata={"description": "the row as a spreadsheet numbers it (the header is row 1)"},
@@ -53,11 +54,11 @@ class RowErrorSchema(Schema):
     message = ma.fields.String()
 
 
-class ImportSchema(Schema):
+class ImportSchema(Output):
     id = ma.fields.UUID()
     filename = ma.fields.String()
-    file_format = ma.fields.String(metadata={"enum": ["csv", "xlsx"]})
-    status = ma.fields.String(metadata={"enum": list(IMPORT_STATUSES)})
+    file_format = Choice("ImportFileFormat", ("csv", "xlsx"))
+    status = Choice("ImportStatus", IMPORT_STATUSES)
     created_by = ma.fields.String()
     created_at = ma.fields.AwareDateTime()
     started_at = ma.fields.AwareDateTime(allow_none=True)

@@ -93,7 +93,7 @@ class GroupMember(MethodView):
         session.commit()
         return member, 200, headers
 
-    @blp.arguments(MemberPatchSchema(partial=True))
+    @blp.arguments(MemberPatchSchema)
     @blp.response(200, MemberSchema)
     @blp.operation("update_member", roles=WRITERS, problems=[409], if_match=True, etag=True)
     def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
