@@ -8,7 +8,7 @@ from flask import g, url_for
 from flask.views import MethodView
 
 from services.registry.api.groups import WRITERS, rules
-from services.registry.groups import current_members, find_group
+from services.registry.groups import find_group, members_of
 from services.registry.inputs import MemberInput
 from services.registry.membership import (
     FULL_IDENTITY_ROLES,
@@ -33,7 +33,7 @@ from services.registry.schemas import (
 from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import current_context, etag, require_if_match
-from shared.pagination import page_of, paginate
+from shared.pagination import PageArgs, page_of, paginate
 
 blp = Blueprint(
     "members",
@@ -47,13 +47,14 @@ LOOKUP_ROLES = ("verifikator", "kepala_dinas", "admin", "auditor", "service")
 
 @blp.route("/groups/<uuid:group_id>/members")
 class GroupMembers(MethodView):
-    @blp.response(200, MemberSchema(many=True))
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(MemberSchema))
     @blp.operation("list_members")
-    def get(self, group_id: uuid.UUID):
-        """List the group's current members (NIK and No. KK masked)."""
+    def get(self, args, group_id: uuid.UUID):
+        """List the group's current members, in the order they joined (NIK and No. KK masked)."""
         session = current_context().db.session
         group = find_group(session, group_id, current_principal().scope)
-        return current_members(session, group.id)
+        return paginate(session, members_of(group.id), args["page"], args["page_size"])
 
     @blp.arguments(MemberInput)
     @blp.response(201, MemberSchema)
