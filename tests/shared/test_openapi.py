@@ -1,14 +1,17 @@
-"""Each service's OpenAPI document keeps its rules: every operation named, every status it
-answers documented as problem+json, every header it reads or sets described, schemas exact
-(nullable enums with null, typed nullable objects, PATCH bodies without defaults, responses
-as typed as requests) and one shape for one concept across services."""
+"""Each service's OpenAPI document is the committed contract, and keeps its rules: every
+operation named, every status it answers documented as problem+json, every header described,
+schemas exact (nullable enums with null, typed nullable objects, PATCH bodies without
+defaults, responses as typed as requests) and one shape for one concept across services."""
 
 from __future__ import annotations
 
+import difflib
 import http
 import re
 
 import pytest
+
+from kube.openapi import committed_path, render
 
 SERVICES = ("registry", "grants", "notifications")
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -42,6 +45,26 @@ def walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from walk(value)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_served_document_is_the_committed_one(documents, service):
+    path = committed_path(service)
+    served = render(documents[service])
+    committed = path.read_text() if path.exists() else ""
+    diff = "".join(
+        difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            served.splitlines(keepends=True),
+            f"committed {path.name}",
+            f"served by {service}",
+            n=2,
+        )
+    )
+    assert served == committed, (
+        f"The {service} API contract changed. If that is intended, run `make openapi` and "
+        f"commit docs/openapi/{service}.json with the change, so it is reviewed:\n" + diff[:6000]
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
