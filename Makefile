@@ -45,7 +45,7 @@ require-python = $(if $(PY),,$(error $(if $(PYTHON),PYTHON=$(PYTHON) is not a CP
 	`apt-get install python3.11 python3.11-venv`$(comma) or `pyenv install 3.13`)$(comma) or \
 	name it: make PYTHON=/path/to/python3.X))
 
-.PHONY: install lock which-python run test test-unit test-integration test-e2e lint format compose-check bench clean FORCE
+.PHONY: install lock which-python run test test-unit test-integration test-e2e lint format openapi compose-check bench clean FORCE
 
 # A venv built with another interpreter (or by an older Makefile) is rebuilt, never reused.
 ifneq ($(PY_ID),$(VENV_ID))
@@ -102,6 +102,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+openapi: install  ## rewrite docs/openapi/<service>.json, the committed API contracts, from the code
+	$(BIN)/kube openapi
 
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 	docker-compose config -q

@@ -21,7 +21,7 @@ def main(ctx: click.Context) -> None:
 
     Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
     set and `make run` has made its local databases, they use those."""
-    if ctx.invoked_subcommand in (None, "token", "run", "workflows"):
+    if ctx.invoked_subcommand in (None, "token", "run", "workflows", "openapi"):
         return
     from kube.localrun import LOCAL, use_local_databases
 
@@ -104,6 +104,18 @@ def workflows() -> None:
     for service in SERVICES:
         for workflow in service.workflows:
             click.echo(f"### {service.name}: {workflow.name}\n\n{workflow.table()}\n")
+
+
+@main.command()
+def openapi() -> None:
+    """Rewrite each service's committed OpenAPI document (docs/openapi/<service>.json)."""
+    from kube.openapi import COMMITTED, write_documents
+
+    changed = write_documents()
+    for path in changed:
+        click.echo(f"rewrote {path.relative_to(COMMITTED.parent.parent)}")
+    if not changed:
+        click.echo("the committed documents are current")
 
 
 @main.command()

@@ -9,16 +9,16 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from shared.api import Blueprint
-from shared.auth import require_roles
+from shared.auth import current_principal
 from shared.db import utcnow
 from shared.errors import Unavailable
 from shared.events.outbox import CeleryPublisher
 from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
-from shared.validation import Schema
+from shared.shapes import Output
 
 
-class DeadLetterSchema(Schema):
+class DeadLetterSchema(Output):
     id = ma.fields.UUID(dump_only=True)
     event_id = ma.fields.UUID(dump_only=True, allow_none=True)
     event_type = ma.fields.String(dump_only=True, allow_none=True)
@@ -28,7 +28,9 @@ class DeadLetterSchema(Schema):
     failed_at = ma.fields.AwareDateTime(dump_only=True)
     replayed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     replay_count = ma.fields.Integer(dump_only=True)
-    envelope = ma.fields.Dict(dump_only=True)
+    envelope = ma.fields.Dict(
+        dump_only=True, metadata={"description": "the event as it was sent: its envelope"}
+    )
 
 
 class DeadLetterQuery(PageArgs):
@@ -51,9 +53,10 @@ def dead_letter_blueprint() -> Blueprint:
     class DeadLetters(MethodView):
         @blp.arguments(DeadLetterQuery, location="query")
         @blp.response(200, page_of(DeadLetterSchema))
+        @blp.operation("list_dead_letters", roles=("admin", "auditor"))
         def get(self, args):
             """List dead letters, newest first (admin, auditor)."""
-            principal = require_roles("admin", "auditor")
+            principal = current_principal()
             model = current_context().tables.dead_letters
             statement = (
                 select(model)
@@ -71,17 +74,19 @@ def dead_letter_blueprint() -> Blueprint:
     @blp.route("/<uuid:dead_letter_id>")
     class DeadLetter(MethodView):
         @blp.response(200, DeadLetterSchema)
+        @blp.operation("get_dead_letter", roles=("admin", "auditor"))
         def get(self, dead_letter_id: uuid.UUID):
             """Read one dead letter with its event (admin, auditor)."""
-            principal = require_roles("admin", "auditor")
+            principal = current_principal()
             return _find(dead_letter_id, principal)
 
     @blp.route("/<uuid:dead_letter_id>/replay")
     class Replay(MethodView):
         @blp.response(202, DeadLetterSchema)
+        @blp.operation("replay_dead_letter", roles=("admin",))
         def post(self, dead_letter_id: uuid.UUID):
             """Send the event to this service's worker again (admin)."""
-            principal = require_roles("admin")
+            principal = current_principal()
             context = current_context()
             letter = _find(dead_letter_id, principal)
             publisher = CeleryPublisher(context.celery, context.settings.queue_prefix)

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from webargs.fields import DelimitedList
 
 from shared.api import Blueprint
-from shared.auth import require_roles
 from shared.events.contracts import CONTRACTS
 from shared.events.feed import Position, feed_head, read_feed
 from shared.http import current_context
+from shared.shapes import Output
 from shared.validation import Schema
 
 POSITION = {"pattern": r"^[0-9]{1,20}\.[0-9]{1,20}$", "example": "7401.1532"}
@@ -42,12 +42,12 @@ class FeedQuery(Schema):
     limit = ma.fields.Integer(load_default=200, validate=ma.validate.Range(min=1, max=1000))
 
 
-class FeedItem(Schema):
+class FeedItem(Output):
     position = ma.fields.String(metadata=POSITION)
     envelope = ma.fields.Dict()
 
 
-class FeedPage(Schema):
+class EventFeed(Output):
     items = ma.fields.List(ma.fields.Nested(FeedItem))
     next = ma.fields.String(
         metadata={"description": "pass as `after` for the next page", **POSITION}
@@ -55,7 +55,7 @@ class FeedPage(Schema):
     head = ma.fields.String(metadata={"description": "the newest event served", **POSITION})
 
 
-class LagSchema(Schema):
+class LagSchema(Output):
     producer = ma.fields.String()
     settled_up_to = ma.fields.String(
         metadata={"description": "every event up to here is applied or dead-lettered"}
@@ -71,7 +71,7 @@ class LagSchema(Schema):
     error = ma.fields.String(allow_none=True)
 
 
-class LagReport(Schema):
+class LagReport(Output):
     consumer = ma.fields.String()
     producers = ma.fields.List(ma.fields.Nested(LagSchema))
 
@@ -89,10 +89,10 @@ def event_blueprint() -> Blueprint:
     @blp.route("")
     class Feed(MethodView):
         @blp.arguments(FeedQuery, location="query")
-        @blp.response(200, FeedPage)
+        @blp.response(200, EventFeed)
+        @blp.operation("read_event_feed", roles=("service",))
         def get(self, args):
             """Read this service's events in commit order (internal services only)."""
-            require_roles("service")
             context = current_context()
             outbox, session = context.tables.outbox, context.db.session
             rows = read_feed(session, outbox, args["after"], args["types"], args["limit"])
@@ -109,9 +109,9 @@ def event_blueprint() -> Blueprint:
     @blp.route("/lag")
     class Lag(MethodView):
         @blp.response(200, LagReport)
+        @blp.operation("get_event_lag", roles=("admin", "auditor", "service"))
         def get(self):
             """How far this service has applied each producer's events (admin, auditor)."""
-            require_roles("admin", "auditor", "service")
             context = current_context()
             cursors = context.tables.cursors
             rows = context.db.session.scalars(select(cursors).order_by(cursors.producer))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http
 import io
 import logging
 import re
@@ -12,16 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
-from flask_smorest import Api
-from flask_smorest.utils import prepare_response
 from sqlalchemy.exc import DBAPIError
 
+from shared.api import REQUEST_ID_PATTERN, ContractApi
 from shared.auth import TokenVerifier, init_auth
 from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
 from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
 from shared.problems import (
-    PROBLEM_JSON,
     ProblemSchema,
     handle_database_unreachable,
     problem,
@@ -30,7 +27,7 @@ from shared.problems import (
 from shared.service import ServiceContext
 
 access_log = logging.getLogger("kube.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _DOCS_ASSETS = "/docs/assets/"
 
 
@@ -39,25 +36,13 @@ def current_context() -> ServiceContext:
     return current_app.extensions["kube"]
 
 
-class KubeApi(Api):
-    """flask-smorest's Api with errors rendered, and documented, as problem+json."""
+class KubeApi(ContractApi):
+    """flask-smorest's Api with errors rendered, and documented (`shared.api`), as problem+json."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self):
         register_error_handlers(self._app)
-
-    def _register_responses(self):
-        # The shared error responses each operation refers to, as our handler renders them.
-        for status in http.HTTPStatus:
-            if status >= 400:
-                self._register_problem(status.name, status.phrase)
-        self._register_problem("DEFAULT_ERROR", "Any other error, such as 500.")
-
-    def _register_problem(self, name: str, description: str) -> None:
-        response = {"description": description, "schema": ProblemSchema}
-        prepare_response(response, self.spec, PROBLEM_JSON)
-        self.spec.components.response(name, response, lazy=True)
 
 
 def _swagger_ui_assets() -> Path | None:

@@ -48,7 +48,10 @@ class FieldErrorSchema(ma.Schema):
 
 
 class ProblemSchema(ma.Schema):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document (other members may be added, as the RFC allows)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(required=True, metadata={"example": "about:blank"})
     title = ma.fields.String(required=True)
@@ -57,6 +60,19 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.List(
         ma.fields.Nested(FieldErrorSchema),
         metadata={"description": "every bad field or failed guard"},
+    )
+    # The members some problems add.
+    current_etag = ma.fields.String(
+        metadata={"description": "412: the resource's ETag now, to read again"}
+    )
+    status_now = ma.fields.String(
+        metadata={"description": "409 from a workflow: the state its subject is in"}
+    )
+    group_id = ma.fields.UUID(
+        metadata={
+            "description": "409 for a person already in another active group: that group, "
+            "when it lies in the caller's region"
+        }
     )
 
 

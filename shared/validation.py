@@ -1,9 +1,11 @@
-"""Input validation every service shares: the base schema and marshmallow's errors as a list."""
+"""Input validation every service shares: the base schema, closed lists of choices, PATCH
+bodies, and marshmallow's errors as a list."""
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -43,6 +45,38 @@ class Schema(ma.Schema):
         if problems:
             raise ma.ValidationError(problems)
         return data
+
+
+class Choice(ma.fields.String):
+    """A string from a closed list, named: the OpenAPI documents show it once, as the enum
+    component `name`, wherever the concept appears (request, response or query)."""
+
+    def __init__(self, name: str, choices: Iterable[str], **kwargs):
+        self.choices = tuple(choices)
+        validators = [ma.validate.OneOf(self.choices), *_as_list(kwargs.pop("validate", None))]
+        super().__init__(validate=validators, **kwargs)
+        self.component = name
+
+
+def _as_list(validate) -> list:
+    if validate is None:
+        return []
+    return list(validate) if isinstance(validate, list | tuple) else [validate]
+
+
+def patch_of(schema: type[ma.Schema], *, not_null: Iterable[str] = ()) -> type[ma.Schema]:
+    """The PATCH body of `schema`: every field optional and without a default, so a client
+    sends only what it changes and a field left out stays as it is. `not_null` names fields
+    whose null means "take the default" on creation but cannot be stored on a change."""
+    fields: dict[str, Any] = {}
+    for name, field in schema._declared_fields.items():
+        field = copy.deepcopy(field)
+        field.required = False
+        field.load_default = ma.missing
+        if name in not_null:
+            field.allow_none = False
+        fields[name] = field
+    return type(f"{schema.__name__}Patch", (schema,), fields)
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[dict]:

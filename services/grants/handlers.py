@@ -8,6 +8,7 @@ from services.grants.models import GroupProjection
 from shared.db import utcnow
 from shared.events.consumer import Handler
 from shared.projections import upsert_if_newer
+from shared.shapes import OFFICER_ROLES
 
 
 def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> None:
@@ -25,7 +26,9 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
             "business_type": group["business_type"],
             "member_count": group["member_count"],
             "officers": {
-                m["role"]: str(m["member_id"]) for m in group["members"] if m["role"] != "anggota"
+                m["role"]: {"member_id": str(m["member_id"]), "name": m["name"]}
+                for m in group["members"]
+                if m["role"] in OFFICER_ROLES
             },
             "updated_at": utcnow(),
         },

@@ -62,14 +62,17 @@ def member_snapshot(member: Member) -> dict:
     }
 
 
-def current_members(session: Session, group_id: uuid.UUID) -> list[Member]:
-    return list(
-        session.scalars(
-            select(Member)
-            .where(Member.group_id == group_id, Member.removed_at.is_(None))
-            .order_by(Member.created_at, Member.id)
-        )
+def members_of(group_id: uuid.UUID) -> Select:
+    """The group's current members, in the order they joined."""
+    return (
+        select(Member)
+        .where(Member.group_id == group_id, Member.removed_at.is_(None))
+        .order_by(Member.created_at, Member.id)
     )
+
+
+def current_members(session: Session, group_id: uuid.UUID) -> list[Member]:
+    return list(session.scalars(members_of(group_id)))
 
 
 def announce(session: Session, outbox: Outbox, event_type: str, group: Group, **extra) -> None:

@@ -16,8 +16,10 @@ from services.registry.identity import (
     parse_region_code,
     validate_kk,
 )
-from shared.events.contracts import LANGUAGES, MEMBER_ROLES
-from shared.validation import Schema
+from shared import shapes
+from shared.validation import Choice, Schema
+
+GENDERS = ("F", "M")
 
 
 def identity_rule(check):
@@ -75,6 +77,7 @@ VILLAGE_CODE = {
     "example": "6472011001",
 }
 EMAIL = {"format": "email", "maxLength": 254}
+AGREES_WITH_NIK = "must agree with the NIK, and is taken from it when a NIK is given without it"
 
 
 class BankAccount(Schema):
@@ -105,16 +108,25 @@ class MemberInput(Schema):
         required=True, validate=identity_rule(validate_kk), metadata=KK_NUMBER
     )
     name = ma.fields.String(required=True, validate=[ma.validate.Length(min=2, max=200), not_blank])
-    gender = ma.fields.String(load_default=None, validate=ma.validate.OneOf(["F", "M"]))
-    birth_date = ma.fields.Date(load_default=None)
+    gender = Choice(
+        "Gender",
+        GENDERS,
+        load_default=None,
+        metadata={"description": AGREES_WITH_NIK},
+    )
+    birth_date = ma.fields.Date(load_default=None, metadata={"description": AGREES_WITH_NIK})
     phone = NormalizedString(normalize_phone, required=True, metadata=PHONE)
     email = NormalizedString(normalize_email, load_default=None, allow_none=True, metadata=EMAIL)
-    role = ma.fields.String(load_default="anggota", validate=ma.validate.OneOf(MEMBER_ROLES))
-    language = ma.fields.String(load_default="id", validate=ma.validate.OneOf(LANGUAGES))
+    role = shapes.member_role(load_default="anggota")
+    language = shapes.language(load_default="id")
     village_code = NormalizedString(
         _village,
         load_default=None,
-        metadata={"description": "defaults to the group's village", **VILLAGE_CODE},
+        metadata={
+            "description": "the member's village (10 digits, or dotted); on joining, the "
+            "group's village when not given",
+            **VILLAGE_CODE,
+        },
     )
 
     @ma.validates_schema(skip_on_field_errors=False)

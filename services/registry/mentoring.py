@@ -11,6 +11,7 @@ from services.registry.models import Group, Visit
 from shared.errors import Conflict
 
 TREND_POINTS = 6
+REVENUE_DIRECTIONS = ("rising", "falling", "steady")
 
 
 def record_visit(session: Session, group: Group, data: dict, *, pendamping: str) -> Visit:

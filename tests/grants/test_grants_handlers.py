@@ -43,6 +43,6 @@ def test_newer_snapshot_replaces_and_older_one_is_ignored(apps):
         "active",
         2,
     )
-    assert kept.officers == {"ketua": ketua["member_id"]}
+    assert kept.officers == {"ketua": {"member_id": ketua["member_id"], "name": ketua["name"]}}
     apply(apps, group_snapshot(group_id, 4, name="KUBE Baru", status="suspended"))
     assert projection(apps, group_id).status == "suspended"

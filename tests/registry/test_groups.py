@@ -159,6 +159,26 @@ def test_bank_account_is_set_and_shown(clients, officer, make_group):
     assert response.json["bank_account"]["account_number"] == "002101000123305"
 
 
+def test_a_bank_account_is_changed_whole_or_removed_never_in_part(clients, officer, make_group):
+    account = {"bank_name": "BRI", "account_number": "002101000123305", "account_holder": "KUBE"}
+    group = make_group(bank_account=account)
+    url = f"/api/v1/groups/{group['id']}"
+    part = clients["registry"].patch(
+        url, headers={**officer, "If-Match": '"1"'}, json={"bank_account": {"bank_name": "BNI"}}
+    )
+    assert part.status_code == 422
+    assert {e["field"] for e in part.json["errors"]} == {
+        "bank_account.account_number",
+        "bank_account.account_holder",
+    }
+    other = clients["registry"].patch(url, headers={**officer, "If-Match": '"1"'}, json={})
+    assert other.json["bank_account"] == account  # a field left out stays as it is
+    removed = clients["registry"].patch(
+        url, headers={**officer, "If-Match": '"2"'}, json={"bank_account": None}
+    )
+    assert removed.status_code == 200 and removed.json["bank_account"] is None
+
+
 def test_a_complete_group_activates_suspends_and_dissolves(clients, auth, complete_group, apps):
     group = complete_group(extra=2)
     url = f"/api/v1/groups/{group['id']}/status"

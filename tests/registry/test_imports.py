@@ -261,8 +261,9 @@ def test_xlsx_with_numbers_and_dates_in_cells(
     result = finished(response)
     assert result["status"] == "done" and result["groups_created"] == 1, result
     (group,) = groups_named(name)
-    members = clients["registry"].get(f"/api/v1/groups/{group['id']}/members", headers=officer).json
-    assert len(members) == 5
+    page = clients["registry"].get(f"/api/v1/groups/{group['id']}/members", headers=officer).json
+    members = page["items"]
+    assert len(members) == page["total"] == 5
     assert {m["phone"] for m in members} == {"+6281234567890"}
     assert {m["gender"] for m in members} == {"F"}
     assert {m["birth_date"] for m in members} == {"1985-03-12"}

@@ -139,7 +139,7 @@ def test_removed_member_can_join_another_group(clients, officer, make_group, add
     )
     assert removed.status_code == 200 and removed.json["removed_at"]
     listed = clients["registry"].get(members_url(first["id"]), headers=officer).json
-    assert member["id"] not in {m["id"] for m in listed}
+    assert member["id"] not in {m["id"] for m in listed["items"]} and listed["total"] == 0
     assert add_member(second["id"], nik=nik).status_code == 201
 
 
@@ -182,6 +182,34 @@ def test_member_update_needs_the_etag_and_keeps_rules(clients, officer, make_gro
         url, json={"name": "Lama"}, headers={**officer, "If-Match": '"1"'}
     )
     assert stale.status_code == 412
+
+
+def test_a_member_patch_changes_only_what_it_sends(clients, officer, make_group, add_member):
+    group = make_group()
+    ketua = add_member(group["id"], role="ketua", language="en").json
+    url = f"{members_url(group['id'])}/{ketua['id']}"
+    changed = clients["registry"].patch(
+        url, json={"phone": "081312345678"}, headers={**officer, "If-Match": '"1"'}
+    )
+    assert changed.status_code == 200
+    kept = {k: v for k, v in changed.json.items() if k not in ("phone", "version")}
+    assert kept == {k: v for k, v in ketua.items() if k not in ("phone", "version")}
+    assert changed.json["role"] == "ketua" and changed.json["phone"] == "+6281312345678"
+
+
+@pytest.mark.parametrize("field", ["gender", "birth_date", "village_code", "role", "nik"])
+def test_a_member_patch_cannot_null_what_a_member_must_have(
+    clients, officer, make_group, add_member, field
+):
+    group = make_group()
+    member = add_member(group["id"]).json
+    response = clients["registry"].patch(
+        f"{members_url(group['id'])}/{member['id']}",
+        json={field: None},
+        headers={**officer, "If-Match": '"1"'},
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == [field]
 
 
 def test_full_identity_only_for_verifiers_and_admins_and_every_read_is_logged(

@@ -26,6 +26,7 @@ blp = Blueprint(
 class Groups(MethodView):
     @blp.arguments(GroupQuerySchema, location="query")
     @blp.response(200, page_of(GroupProjectionSchema))
+    @blp.operation("list_groups")
     def get(self, args):
         """List known groups in the caller's region."""
         statement = (
@@ -33,7 +34,7 @@ class Groups(MethodView):
             .where(current_principal().scope.where(GroupProjection.region_code))
             .order_by(GroupProjection.name, GroupProjection.id)
         )
-        if args["status"]:
+        if args.get("status"):
             statement = statement.where(GroupProjection.status == args["status"])
         return paginate(current_context().db.session, statement, args["page"], args["page_size"])
 
@@ -41,6 +42,7 @@ class Groups(MethodView):
 @blp.route("/<uuid:group_id>")
 class GroupById(MethodView):
     @blp.response(200, GroupProjectionSchema)
+    @blp.operation("get_group")
     def get(self, group_id: uuid.UUID):
         """Read one known group."""
         return current_principal().scope.one(

@@ -26,6 +26,7 @@ blp = Blueprint(
 class RecipientGroups(MethodView):
     @blp.arguments(RecipientGroupQuerySchema, location="query")
     @blp.response(200, page_of(RecipientGroupSchema))
+    @blp.operation("list_recipient_groups")
     def get(self, args):
         """List recipient groups in the caller's region."""
         statement = (
@@ -39,6 +40,7 @@ class RecipientGroups(MethodView):
 @blp.route("/<uuid:group_id>")
 class RecipientGroupById(MethodView):
     @blp.response(200, RecipientGroupSchema)
+    @blp.operation("get_recipient_group")
     def get(self, group_id: uuid.UUID):
         """Read one group's contacts."""
         return current_principal().scope.one(

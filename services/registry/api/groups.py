@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from flask import url_for
 from flask.views import MethodView
 
 from services.registry.groups import (
@@ -27,8 +28,8 @@ from services.registry.schemas import (
     VisitSchema,
     VisitWriteSchema,
 )
-from shared.api import Blueprint, requires_if_match
-from shared.auth import current_principal, require_roles
+from shared.api import Blueprint
+from shared.auth import current_principal
 from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
 
@@ -54,6 +55,7 @@ def detail(group: Group):
 class Groups(MethodView):
     @blp.arguments(GroupQuerySchema, location="query")
     @blp.response(200, page_of(GroupSchema))
+    @blp.operation("list_groups")
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
         session = current_context().db.session
@@ -63,31 +65,33 @@ class Groups(MethodView):
 
     @blp.arguments(GroupInput)
     @blp.response(201, GroupDetailSchema)
+    @blp.operation("create_group", roles=WRITERS, etag=True, location=True)
     def post(self, data):
         """Register a group; it stays in draft until its members are complete."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = register_group(
             session, current_context().outbox, data, scope=principal.scope, actor=principal.sub
         )
         commit_with_response()
         body, _, headers = detail(group)
-        return body, 201, headers
+        return body, 201, {**headers, "Location": url_for("groups.GroupById", group_id=group.id)}
 
 
 @blp.route("/<uuid:group_id>")
 class GroupById(MethodView):
     @blp.response(200, GroupDetailSchema)
+    @blp.operation("get_group", etag=True)
     def get(self, group_id: uuid.UUID):
         """Read a group with its officers, last visit and revenue trend."""
         return detail(find_group(current_context().db.session, group_id, current_principal().scope))
 
-    @blp.arguments(GroupPatchSchema(partial=True))
+    @blp.arguments(GroupPatchSchema)
     @blp.response(200, GroupDetailSchema)
-    @requires_if_match
+    @blp.operation("update_group", roles=WRITERS, problems=[409], if_match=True, etag=True)
     def patch(self, changes, group_id: uuid.UUID):
         """Change a group's details; send If-Match with the ETag of your last read."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         require_if_match(group.version)
@@ -100,6 +104,8 @@ class GroupById(MethodView):
 class GroupStatus(MethodView):
     @blp.arguments(GroupStatusChangeSchema)
     @blp.response(200, GroupDetailSchema)
+    # The workflow decides who may take which action (403) from which status (409).
+    @blp.operation("change_group_status", problems=[403, 409], etag=True)
     def post(self, data, group_id: uuid.UUID):
         """Activate, suspend or dissolve a group, with a reason."""
         principal = current_principal()
@@ -122,6 +128,7 @@ class GroupStatus(MethodView):
 class GroupVisits(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(VisitSchema))
+    @blp.operation("list_visits")
     def get(self, args, group_id: uuid.UUID):
         """List a group's mentoring visits, newest first."""
         session = current_context().db.session
@@ -130,9 +137,10 @@ class GroupVisits(MethodView):
 
     @blp.arguments(VisitWriteSchema)
     @blp.response(201, VisitSchema)
+    @blp.operation("record_visit", roles=MENTORS, problems=[409])
     def post(self, data, group_id: uuid.UUID):
         """Record a mentoring visit (pendamping)."""
-        principal = require_roles(*MENTORS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope)
         visit = record_visit(session, group, data, pendamping=principal.sub)

@@ -15,10 +15,11 @@ from services.registry.imports import create_import, find_import, list_imports
 from services.registry.spreadsheet import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from services.registry.tasks import enqueue_import
 from shared.api import Blueprint
-from shared.auth import current_principal, require_roles
+from shared.auth import current_principal
 from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
-from shared.validation import Schema
+from shared.shapes import Output
+from shared.validation import Choice, Schema
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class ImportUploadSchema(Schema):
     )
 
 
-class RowErrorSchema(Schema):
+class RowErrorSchema(Output):
     row = ma.fields.Integer(
         allow_none=True,
         metadata={"description": "the row as a spreadsheet numbers it (the header is row 1)"},
@@ -53,11 +54,11 @@ class RowErrorSchema(Schema):
     message = ma.fields.String()
 
 
-class ImportSchema(Schema):
+class ImportSchema(Output):
     id = ma.fields.UUID()
     filename = ma.fields.String()
-    file_format = ma.fields.String(metadata={"enum": ["csv", "xlsx"]})
-    status = ma.fields.String(metadata={"enum": list(IMPORT_STATUSES)})
+    file_format = Choice("ImportFileFormat", ("csv", "xlsx"))
+    status = Choice("ImportStatus", IMPORT_STATUSES)
     created_by = ma.fields.String()
     created_at = ma.fields.AwareDateTime()
     started_at = ma.fields.AwareDateTime(allow_none=True)
@@ -79,6 +80,7 @@ class ImportSchema(Schema):
 class Imports(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(ImportSchema))
+    @blp.operation("list_imports")
     def get(self, args):
         """List the imports made within the caller's region, newest first."""
         statement = list_imports(current_principal().scope)
@@ -86,9 +88,10 @@ class Imports(MethodView):
 
     @blp.arguments(ImportUploadSchema, location="files")
     @blp.response(202, ImportSchema)
+    @blp.operation("create_import", roles=WRITERS, location=True)
     def post(self, files):
         """Upload a file of groups and members; follow Location to watch its progress."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         upload = files["file"]
         context = current_context()
         job = create_import(
@@ -117,6 +120,7 @@ class Imports(MethodView):
 @blp.route("/<uuid:import_id>")
 class ImportById(MethodView):
     @blp.response(200, ImportSchema)
+    @blp.operation("get_import")
     def get(self, import_id: uuid.UUID):
         """Read an import's progress and, per row, what was wrong."""
         return find_import(current_context().db.session, import_id, current_principal().scope)

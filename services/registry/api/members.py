@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g
+from flask import g, url_for
 from flask.views import MethodView
 
 from services.registry.api.groups import WRITERS, rules
-from services.registry.groups import current_members, find_group
+from services.registry.groups import find_group, members_of
 from services.registry.inputs import MemberInput
 from services.registry.membership import (
     FULL_IDENTITY_ROLES,
@@ -30,10 +30,10 @@ from services.registry.schemas import (
     PersonalDataAccessQuerySchema,
     PersonalDataAccessSchema,
 )
-from shared.api import Blueprint, requires_if_match
-from shared.auth import current_principal, require_roles
+from shared.api import Blueprint
+from shared.auth import current_principal
 from shared.http import commit_with_response, current_context, etag, require_if_match
-from shared.pagination import page_of, paginate
+from shared.pagination import PageArgs, page_of, paginate
 
 blp = Blueprint(
     "members",
@@ -47,30 +47,35 @@ LOOKUP_ROLES = ("verifikator", "kepala_dinas", "admin", "auditor", "service")
 
 @blp.route("/groups/<uuid:group_id>/members")
 class GroupMembers(MethodView):
-    @blp.response(200, MemberSchema(many=True))
-    def get(self, group_id: uuid.UUID):
-        """List the group's current members (NIK and No. KK masked)."""
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(MemberSchema))
+    @blp.operation("list_members")
+    def get(self, args, group_id: uuid.UUID):
+        """List the group's current members, in the order they joined (NIK and No. KK masked)."""
         session = current_context().db.session
         group = find_group(session, group_id, current_principal().scope)
-        return current_members(session, group.id)
+        return paginate(session, members_of(group.id), args["page"], args["page_size"])
 
     @blp.arguments(MemberInput)
     @blp.response(201, MemberSchema)
+    @blp.operation("add_member", roles=WRITERS, problems=[409], etag=True, location=True)
     def post(self, data, group_id: uuid.UUID):
         """Add a head of family to the group."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = add_member(
             session, current_context().outbox, group, data, rules(), scope=principal.scope
         )
         commit_with_response()
-        return member, 201, {"ETag": etag(member.version)}
+        location = url_for("members.GroupMember", group_id=group.id, member_id=member.id)
+        return member, 201, {"ETag": etag(member.version), "Location": location}
 
 
 @blp.route("/groups/<uuid:group_id>/members/<uuid:member_id>")
 class GroupMember(MethodView):
     @blp.response(200, MemberFullSchema)
+    @blp.operation("get_member", etag=True)
     def get(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Read one member; verifikator and admin see full NIK and No. KK (and are logged)."""
         principal = current_principal()
@@ -89,12 +94,12 @@ class GroupMember(MethodView):
         commit_with_response()
         return member, 200, headers
 
-    @blp.arguments(MemberPatchSchema(partial=True))
+    @blp.arguments(MemberPatchSchema)
     @blp.response(200, MemberSchema)
-    @requires_if_match
+    @blp.operation("update_member", roles=WRITERS, problems=[409], if_match=True, etag=True)
     def patch(self, changes, group_id: uuid.UUID, member_id: uuid.UUID):
         """Change a member; send If-Match with the ETag of your last read."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
@@ -106,25 +111,27 @@ class GroupMember(MethodView):
         return member, 200, {"ETag": etag(member.version)}
 
     @blp.response(200, MemberSchema)
+    @blp.operation("remove_member", roles=WRITERS, problems=[409], etag=True)
     def delete(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Remove a member from the group (the record stays for history)."""
-        principal = require_roles(*WRITERS)
+        principal = current_principal()
         session = current_context().db.session
         group = find_group(session, group_id, principal.scope, lock=True)
         member = find_member(session, group, member_id)
         if member.removed_at is None:
             remove_member(session, current_context().outbox, group, member)
             commit_with_response()
-        return member
+        return member, 200, {"ETag": etag(member.version)}
 
 
 @blp.route("/members")
 class MemberLookup(MethodView):
     @blp.arguments(MemberLookupQuerySchema, location="query")
     @blp.response(200, page_of(MembershipSchema))
+    @blp.operation("find_memberships", roles=LOOKUP_ROLES)
     def get(self, args):
         """Find a person's groups by NIK, current membership first (verifiers)."""
-        principal = require_roles(*LOOKUP_ROLES)
+        principal = current_principal()
         return paginate(
             current_context().db.session,
             memberships_of(args["nik"], principal.scope),
@@ -137,8 +144,9 @@ class MemberLookup(MethodView):
 class PersonalDataAccessLog(MethodView):
     @blp.arguments(PersonalDataAccessQuerySchema, location="query")
     @blp.response(200, page_of(PersonalDataAccessSchema))
+    @blp.operation("list_personal_data_access", roles=("admin", "auditor"))
     def get(self, args):
         """The trail of who saw full identity numbers (admin, auditor)."""
-        principal = require_roles("admin", "auditor")
-        statement = access_trail(principal.scope, args["member_id"])
+        principal = current_principal()
+        statement = access_trail(principal.scope, args.get("member_id"))
         return paginate(current_context().db.session, statement, args["page"], args["page_size"])

@@ -8,12 +8,16 @@ from flask.views import MethodView
 from services.registry.identity import IdentityError, parse_region_code
 from services.registry.inputs import NormalizedString
 from services.registry.models import Region
-from services.registry.regions import list_regions, region_table_loaded
+from services.registry.regions import LEVELS, list_regions, region_table_loaded
 from shared.api import Blueprint
 from shared.errors import InvalidInput, NotFound
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
-from shared.validation import Schema
+from shared.shapes import Output
+from shared.validation import Choice
+
+REGION_CODE = r"^[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{4})?)?)?$"
+DOTTED_REGION_CODE = r"^[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$"
 
 blp = Blueprint(
     "regions",
@@ -23,24 +27,30 @@ blp = Blueprint(
 )
 
 
-class RegionSchema(Schema):
-    code = ma.fields.String(dump_only=True, metadata={"description": "plain digits: 6472011001"})
+class RegionSchema(Output):
+    code = ma.fields.String(
+        dump_only=True,
+        metadata={"description": "plain digits: 6472011001", "pattern": REGION_CODE},
+    )
     dotted = ma.fields.Function(
         lambda region: parse_region_code(region.code).dotted,
         dump_only=True,
-        metadata={"description": "the printed form: 64.72.01.1001"},
+        metadata={
+            "type": "string",
+            "description": "the printed form: 64.72.01.1001",
+            "pattern": DOTTED_REGION_CODE,
+        },
     )
     name = ma.fields.String(dump_only=True)
-    level = ma.fields.String(
-        dump_only=True, metadata={"enum": ["province", "regency", "district", "village"]}
+    level = Choice("RegionLevel", LEVELS, dump_only=True)
+    parent_code = ma.fields.String(
+        dump_only=True, allow_none=True, metadata={"pattern": REGION_CODE}
     )
-    parent_code = ma.fields.String(dump_only=True, allow_none=True)
 
 
 class RegionQuerySchema(PageArgs):
     parent = NormalizedString(
         lambda value: parse_region_code(value, field="parent").code,
-        load_default=None,
         metadata={
             "description": "dotted or plain code whose direct children to list; "
             "omit it for the provinces"
@@ -52,10 +62,11 @@ class RegionQuerySchema(PageArgs):
 class Regions(MethodView):
     @blp.arguments(RegionQuerySchema, location="query")
     @blp.response(200, page_of(RegionSchema))
+    @blp.operation("list_regions", problems=[404])
     def get(self, args):
         """List the provinces, or the direct children of `parent`, in code order."""
         session = current_context().db.session
-        parent = args["parent"]
+        parent = args.get("parent")
         page = paginate(session, list_regions(parent), args["page"], args["page_size"])
         # No children is an answer for a known region (a village), and for an unloaded table.
         if (
@@ -71,6 +82,7 @@ class Regions(MethodView):
 @blp.route("/<code>")
 class RegionByCode(MethodView):
     @blp.response(200, RegionSchema)
+    @blp.operation("get_region", problems=[422])
     def get(self, code: str):
         """Read one region by its dotted or plain code."""
         try:
