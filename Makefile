@@ -107,7 +107,9 @@ openapi: install  ## rewrite docs/openapi/<service>.json, the committed API cont
 	$(BIN)/kube openapi
 
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
-	docker-compose config -q
+	KUBE_JWT_SECRET=compose-check-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') docker-compose config -q
+	@# ... and it must refuse to start without a secret.
+	@! env -u KUBE_JWT_SECRET docker-compose config -q 2>/dev/null || { echo "docker-compose.yml starts without KUBE_JWT_SECRET" >&2; exit 1; }
 
 bench: install
 	$(BIN)/python bench/registry.py

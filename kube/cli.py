@@ -11,7 +11,7 @@ import click
 
 from kube.catalogue import BY_NAME, NAMES, SERVICES, SUBSCRIPTIONS
 from shared.auth import ROLES, issue_token
-from shared.config import database_url_for, load_settings
+from shared.config import database_url_for, env_int, load_settings
 
 
 @click.group()
@@ -32,10 +32,21 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
 @click.option("--region", default="", help="Region-code prefix, e.g. 6472; empty for all.")
-@click.option("--sub", default="local-user", help="The user the token names.")
-@click.option("--ttl", default=8 * 3600, show_default=True, help="Lifetime in seconds.")
+@click.option("--sub", required=True, help="The user the token names (who is acting).")
+@click.option(
+    "--ttl",
+    default=8 * 3600,
+    show_default=True,
+    type=click.IntRange(60, None),
+    help="Lifetime in seconds, at most KUBE_JWT_MAX_TTL_SECONDS.",
+)
 def token(roles: tuple[str, ...], region: str, sub: str, ttl: int) -> None:
     """Print an HS256 token signed with KUBE_JWT_SECRET, for local use."""
+    cap = env_int("KUBE_JWT_MAX_TTL_SECONDS", 12 * 3600)
+    if ttl > cap:
+        raise click.BadParameter(
+            f"at most {cap} seconds (KUBE_JWT_MAX_TTL_SECONDS)", param_hint="--ttl"
+        )
     from kube.localrun import local_jwt_secret
 
     secret = os.environ.get("KUBE_JWT_SECRET") or local_jwt_secret(create=False)

@@ -12,7 +12,7 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     return int(_env(name, str(default)))
 
 
@@ -43,6 +43,8 @@ class Settings:
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_allow_hs256_with_public_key: bool = False
+    jwt_max_ttl_seconds: int = 12 * 3600
     # A token for reading other services' feeds where no HS256 secret is held (RS256 only).
     service_token: str | None = None
     max_body_bytes: int = 2 * 1024 * 1024
@@ -104,17 +106,20 @@ def load_settings(service: str, **overrides) -> Settings:
         jwt_public_key=_public_key(),
         jwt_audience=_env("KUBE_JWT_AUDIENCE"),
         jwt_issuer=_env("KUBE_JWT_ISSUER"),
+        jwt_allow_hs256_with_public_key=_env("KUBE_JWT_ALLOW_HS256", "false").lower()
+        in ("1", "true", "yes"),
+        jwt_max_ttl_seconds=env_int("KUBE_JWT_MAX_TTL_SECONDS", 12 * 3600),
         service_token=_env("KUBE_SERVICE_TOKEN"),
-        max_body_bytes=_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
-        max_upload_bytes=_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
-        task_max_retries=_int("KUBE_TASK_MAX_RETRIES", 5),
+        max_body_bytes=env_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
+        max_upload_bytes=env_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+        task_max_retries=env_int("KUBE_TASK_MAX_RETRIES", 5),
         retry_backoff_seconds=_float("KUBE_RETRY_BACKOFF_SECONDS", 2.0),
         retry_backoff_max_seconds=_float("KUBE_RETRY_BACKOFF_MAX_SECONDS", 300.0),
-        group_min_members=_int("KUBE_GROUP_MIN_MEMBERS", 5),
-        group_max_members=_int("KUBE_GROUP_MAX_MEMBERS", 20),
-        relay_batch_size=_int("KUBE_RELAY_BATCH_SIZE", 200),
+        group_min_members=env_int("KUBE_GROUP_MIN_MEMBERS", 5),
+        group_max_members=env_int("KUBE_GROUP_MAX_MEMBERS", 20),
+        relay_batch_size=env_int("KUBE_RELAY_BATCH_SIZE", 200),
         relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
-        event_retention_days=_int("KUBE_EVENT_RETENTION_DAYS", 30),
+        event_retention_days=env_int("KUBE_EVENT_RETENTION_DAYS", 30),
         catch_up_grace_seconds=_float("KUBE_CATCH_UP_GRACE_SECONDS", 30.0),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )

@@ -22,6 +22,9 @@ class Database:
         self.engine = create_engine(
             url,
             pool_pre_ping=True,
+            # A failed statement's error (and so the log) never shows its parameters: names,
+            # birth dates, bank accounts.
+            hide_parameters=True,
             pool_size=pool_size,
             max_overflow=10,
             # No server-side prepared statements: a generic plan made while a table was small

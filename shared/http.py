@@ -25,6 +25,7 @@ from shared.problems import (
     register_error_handlers,
 )
 from shared.service import ServiceContext
+from shared.tokens import check_secret
 
 access_log = logging.getLogger("kube.access")
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
@@ -68,8 +69,8 @@ def create_service_app(
     if not (settings.jwt_secret or settings.jwt_public_key):
         # Otherwise the service would start and turn every caller away with a 401.
         raise RuntimeError("Set KUBE_JWT_SECRET (HS256) or KUBE_JWT_PUBLIC_KEY (RS256).")
-    if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
-        logging.getLogger(__name__).warning("KUBE_JWT_SECRET is shorter than 32 bytes")
+    if settings.jwt_secret:
+        check_secret(settings.jwt_secret)
     app = Flask(f"kube-{settings.service}")
     assets = _swagger_ui_assets()
     app.config.update(
@@ -105,6 +106,8 @@ def create_service_app(
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        allow_hs256_with_public_key=settings.jwt_allow_hs256_with_public_key,
+        max_ttl_seconds=settings.jwt_max_ttl_seconds,
     )
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
     _init_request_context(app, context, upload_endpoints)
@@ -144,6 +147,9 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
     def finish_request(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith("/api/"):
+            # Answers are per caller and may hold personal data: no cache keeps them.
+            response.headers.setdefault("Cache-Control", "no-store")
         principal = g.get("principal")
         access_log.info(
             "request",

@@ -132,6 +132,11 @@ def handle_database_unreachable(error: DBAPIError) -> Response:
     return response
 
 
+def handle_too_deep(error: RecursionError) -> Response:
+    """JSON nested deeper than the parser goes is malformed input, not a server error."""
+    return problem(400, "Bad Request", "The JSON body is nested too deeply.")
+
+
 def handle_unexpected(error: Exception) -> Response:
     current_app.logger.exception("unhandled error")
     return problem(500, "Internal Server Error", "An unexpected error occurred.")
@@ -142,4 +147,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_unreachable)
+    app.register_error_handler(RecursionError, handle_too_deep)
     app.register_error_handler(Exception, handle_unexpected)

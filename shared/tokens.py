@@ -41,8 +41,30 @@ class Principal:
         return RegionScope(self.region)
 
 
+# Secrets seen in examples and defaults; a deployment using one is open to anyone.
+KNOWN_WEAK_SECRETS = frozenset(
+    {"change-me-in-production", "changeme", "change-me", "secret", "kube", "password", "test"}
+)
+MIN_SECRET_BYTES = 32
+# The longest a token may live (a sub is at most this long, as the tables keep it).
+MAX_SUB_LENGTH = 100
+
+
+def check_secret(secret: str) -> None:
+    """Refuse an HS256 secret anyone could guess: short, or a known example value."""
+    if secret.strip().lower() in KNOWN_WEAK_SECRETS or len(set(secret)) < 8:
+        raise RuntimeError("KUBE_JWT_SECRET is a known example value; set 32+ random bytes.")
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise RuntimeError(
+            f"KUBE_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; set 32+ random bytes "
+            "(e.g. `openssl rand -hex 32`)."
+        )
+
+
 class TokenVerifier:
-    """Checks HS256 tokens against a shared secret and RS256 against a public key."""
+    """Checks HS256 tokens against a shared secret and RS256 against a public key. Where a
+    public key is configured, HS256 is off unless explicitly allowed: one leaked or guessed
+    shared secret must not mint tokens beside the identity provider's."""
 
     def __init__(
         self,
@@ -51,14 +73,17 @@ class TokenVerifier:
         public_key: str | None = None,
         audience: str | None = None,
         issuer: str | None = None,
+        allow_hs256_with_public_key: bool = False,
+        max_ttl_seconds: int | None = None,
     ):
         self.keys = {}
-        if secret:
+        if secret and (not public_key or allow_hs256_with_public_key):
             self.keys["HS256"] = secret
         if public_key:
             self.keys["RS256"] = public_key
         self.audience = audience
         self.issuer = issuer
+        self.max_ttl_seconds = max_ttl_seconds
 
     def verify(self, token: str) -> Principal:
         """Decode a token into a Principal or raise Unauthenticated saying why."""
@@ -66,6 +91,8 @@ class TokenVerifier:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("The bearer token is malformed.") from exc
+        if not isinstance(algorithm, str):
+            raise Unauthenticated("The bearer token's `alg` must be a string.")
         key = self.keys.get(algorithm)
         if key is None:
             raise Unauthenticated(f"Tokens signed with {algorithm!r} are not accepted.")
@@ -84,13 +111,24 @@ class TokenVerifier:
             raise Unauthenticated("The bearer token's signature is invalid.") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"The bearer token is invalid: {exc}.") from exc
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_SUB_LENGTH:
+            raise Unauthenticated(
+                f"The token's `sub` must be a string of 1 to {MAX_SUB_LENGTH} characters."
+            )
+        if self.max_ttl_seconds is not None:
+            issued = claims.get("iat")
+            if not isinstance(issued, int | float) or claims["exp"] - issued > self.max_ttl_seconds:
+                raise Unauthenticated(
+                    f"The token lives longer than {self.max_ttl_seconds} s (or has no `iat`)."
+                )
         roles = claims.get("roles")
         region = claims.get("region") or ""
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("The token's `roles` claim must be a list of role names.")
         if not isinstance(region, str) or not _REGION_SCOPE.match(region):
             raise Unauthenticated("The token's `region` claim must be a region-code prefix.")
-        return Principal(sub=str(claims["sub"]), roles=frozenset(roles), region=region)
+        return Principal(sub=sub, roles=frozenset(roles), region=region)
 
 
 def issue_token(

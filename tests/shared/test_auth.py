@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 
@@ -13,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kube.cli import main
 from shared.auth import Principal, TokenVerifier, issue_token
+from shared.errors import Unauthenticated
 
 from support import JWT_SECRET
 
@@ -85,7 +88,9 @@ def test_rs256_tokens_are_checked_against_the_public_key():
 
 def test_kube_token_prints_a_token_the_services_accept(monkeypatch):
     monkeypatch.setenv("KUBE_JWT_SECRET", JWT_SECRET)
-    result = CliRunner().invoke(main, ["token", "--role", "verifikator", "--region", "6472"])
+    result = CliRunner().invoke(
+        main, ["token", "--sub", "tester", "--role", "verifikator", "--region", "6472"]
+    )
     assert result.exit_code == 0, result.output
     principal = TokenVerifier(secret=JWT_SECRET).verify(result.output.strip())
     assert principal.roles == {"verifikator"} and principal.region == "6472"
@@ -93,7 +98,7 @@ def test_kube_token_prints_a_token_the_services_accept(monkeypatch):
 
 def test_kube_token_refuses_an_unknown_role(monkeypatch):
     monkeypatch.setenv("KUBE_JWT_SECRET", JWT_SECRET)
-    result = CliRunner().invoke(main, ["token", "--role", "superuser"])
+    result = CliRunner().invoke(main, ["token", "--sub", "tester", "--role", "superuser"])
     assert result.exit_code != 0
 
 
@@ -101,3 +106,71 @@ def test_a_token_with_a_malformed_region_is_rejected():
     token = issue_token(JWT_SECRET, sub="x", roles=["admin"], region="64x")
     with pytest.raises(Exception, match="region"):
         TokenVerifier(secret=JWT_SECRET).verify(token)
+
+
+def _public_pem(key) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def test_hs256_is_off_where_a_public_key_is_configured_unless_allowed():
+    public = _public_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    forged = issue_token(JWT_SECRET, sub="intruder", roles=["admin"])
+    with pytest.raises(Unauthenticated, match="HS256"):
+        TokenVerifier(secret=JWT_SECRET, public_key=public).verify(forged)
+    allowed = TokenVerifier(secret=JWT_SECRET, public_key=public, allow_hs256_with_public_key=True)
+    assert allowed.verify(forged).sub == "intruder"
+
+
+@pytest.mark.parametrize(
+    "secret", ["change-me-in-production", "short-but-random-7f3a", "a" * 64, "secret"]
+)
+def test_a_service_refuses_to_start_with_a_guessable_secret(secret):
+    from shared.tokens import check_secret
+
+    with pytest.raises(RuntimeError, match="KUBE_JWT_SECRET"):
+        check_secret(secret)
+    check_secret(JWT_SECRET)
+
+
+def test_a_header_alg_that_is_not_a_string_is_401_not_500(clients):
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    header = part({"alg": ["HS256", "none"], "typ": "JWT"})
+    claims = part({"sub": "x", "roles": ["admin"], "exp": int(time.time()) + 60})
+    token = f"{header}.{claims}.c2lnbmF0dXJl"
+    response = clients["registry"].get(
+        "/api/v1/groups", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+
+
+def test_a_sub_longer_than_the_tables_keep_is_401_not_500(clients, token):
+    long_sub = token("pendamping", region="6472", sub="x" * 101)
+    response = clients["registry"].post(
+        "/api/v1/groups",
+        json={"name": "KUBE Panjang", "region_code": "6472011001"},
+        headers={"Authorization": f"Bearer {long_sub}", "Idempotency-Key": "k1"},
+    )
+    assert response.status_code == 401
+
+
+def test_a_token_living_longer_than_the_cap_is_401(clients, token):
+    forever = token("admin", ttl_seconds=10 * 365 * 24 * 3600)
+    response = clients["registry"].get(
+        "/api/v1/groups", headers={"Authorization": f"Bearer {forever}"}
+    )
+    assert response.status_code == 401 and "lives longer" in response.json["detail"]
+
+
+def test_kube_token_needs_a_sub_and_caps_the_lifetime(monkeypatch):
+    monkeypatch.setenv("KUBE_JWT_SECRET", JWT_SECRET)
+    assert CliRunner().invoke(main, ["token", "--role", "admin"]).exit_code != 0
+    too_long = CliRunner().invoke(
+        main, ["token", "--sub", "ops", "--role", "admin", "--ttl", str(30 * 24 * 3600)]
+    )
+    assert too_long.exit_code != 0 and "KUBE_JWT_MAX_TTL_SECONDS" in too_long.output

@@ -200,3 +200,32 @@ def test_a_body_in_a_format_the_route_does_not_read_is_a_415_problem(
     assert response.status_code == 415
     assert response.mimetype == "application/problem+json"
     assert content_type in response.json["detail"]
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_a_400_problem(clients, auth):
+    body = "[" * 100_000 + "]" * 100_000
+    response = clients["registry"].post(
+        "/api/v1/groups", data=body, content_type="application/json", headers=auth()
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_api_answers_are_never_cached_and_never_sniffed(clients, auth):
+    response = clients["registry"].get("/api/v1/groups", headers=auth())
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_failed_statement_never_shows_its_parameters(apps):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    db = apps["registry"].extensions["kube"].db
+    with pytest.raises(DBAPIError) as raised, db.transaction() as session:
+        session.execute(
+            text("INSERT INTO groups (id, name) VALUES (:id, :name)"),
+            {"id": "not-a-uuid", "name": "Siti Aminah 1987-03-04"},
+        )
+    assert "Siti Aminah" not in str(raised.value)
+    assert "hide_parameters" in str(raised.value)
