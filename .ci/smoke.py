@@ -62,7 +62,9 @@ def main() -> None:
                 f"{service} /readyz",
             )
             print(f"smoke: {service} ready")
-        headers = {"Authorization": f"Bearer {issue_token(secret, sub='ci', roles=['admin'])}"}
+        headers = {
+            "Authorization": f"Bearer {issue_token(secret, sub='ci', roles=['admin'], region='*')}"
+        }
         wait(
             lambda: requests.get(
                 "http://127.0.0.1:5002/api/v1/groups?status=active", headers=headers, timeout=5

@@ -895,7 +895,7 @@ def measure_http(
     with setup.context.db.transaction() as session:
         groups = [tuple(row) for row in session.execute(select(Group.id, Group.region_code))]
     token = issue_token(
-        os.environ["KUBE_JWT_SECRET"], sub="bench-verifikator", roles=["verifikator"], region=""
+        os.environ["KUBE_JWT_SECRET"], sub="bench-admin", roles=["admin"], region="*"
     )
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(args.seed + 1)

@@ -31,7 +31,11 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
-@click.option("--region", default="", help="Region-code prefix, e.g. 6472; empty for all.")
+@click.option(
+    "--region",
+    required=True,
+    help="Region-code prefix, e.g. 6472; * for nationwide (admin and service only).",
+)
 @click.option("--sub", required=True, help="The user the token names (who is acting).")
 @click.option(
     "--ttl",

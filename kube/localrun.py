@@ -246,7 +246,7 @@ def run_platform(seed_demo: bool = True) -> None:
             children.append(_Child(name, argv, env, log_dir))
         urls = {s.name: f"http://127.0.0.1:{port_of(s, env)}" for s in SERVICES}
         _wait_ready(urls, children)
-        admin = issue_token(env["KUBE_JWT_SECRET"], sub="local-admin", roles=["admin"])
+        admin = issue_token(env["KUBE_JWT_SECRET"], sub="local-admin", roles=["admin"], region="*")
         if seed_demo:
             for service in SERVICES:
                 if service.seed_demo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import secrets
 from pathlib import Path
 
 from kube.catalogue import NAMES
@@ -18,7 +19,8 @@ def document(service: str) -> dict:
     settings = load_settings(
         service,
         database_url="postgresql://openapi@127.0.0.1:1/never-connected",
-        jwt_secret="x" * 32,
+        # Never used to sign anything: the document needs an app, not a secret.
+        jwt_secret=secrets.token_urlsafe(32),
     )
     app = importlib.import_module(f"services.{service}").create_app(settings)
     try:

@@ -23,7 +23,13 @@ ROLES = (
     "service",
 )
 # A scope is a Kemendagri code prefix: "" (all), province, regency, district or village.
-_REGION_SCOPE = re.compile(r"^(|\d{2}|\d{4}|\d{6}|\d{10})$")
+_REGION_SCOPE = re.compile(r"^(\d{2}|\d{4}|\d{6}|\d{10})$")
+# The explicit value of the `region` claim for every region; only these roles may hold it.
+NATIONWIDE = "*"
+NATIONWIDE_ROLES = frozenset({"admin", "service"})
+# Every staff role and internal service reads what its region holds: routes that admit them
+# all say so explicitly (`roles=READERS`), so each route names who may call it.
+READERS = ROLES
 
 
 @dataclass(frozen=True)
@@ -122,13 +128,35 @@ class TokenVerifier:
                 raise Unauthenticated(
                     f"The token lives longer than {self.max_ttl_seconds} s (or has no `iat`)."
                 )
-        roles = claims.get("roles")
-        region = claims.get("region") or ""
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise Unauthenticated("The token's `roles` claim must be a list of role names.")
-        if not isinstance(region, str) or not _REGION_SCOPE.match(region):
-            raise Unauthenticated("The token's `region` claim must be a region-code prefix.")
-        return Principal(sub=sub, roles=frozenset(roles), region=region)
+        return Principal(sub=sub, roles=_roles_of(claims.get("roles")), region=_region_of(claims))
+
+
+def _roles_of(roles: object) -> frozenset[str]:
+    if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+        raise Unauthenticated("The token's `roles` claim must be a non-empty list of roles.")
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise Unauthenticated(f"The token names unknown roles: {', '.join(unknown)[:200]}.")
+    return frozenset(roles)
+
+
+def _region_of(claims: dict) -> str:
+    """The caller's region-code prefix ("" inside the platform for nationwide)."""
+    if "region" not in claims:
+        raise Unauthenticated(
+            "The token carries no `region` claim (a region-code prefix, or "
+            f"{NATIONWIDE!r} for nationwide admin and service tokens)."
+        )
+    region = claims["region"]
+    if region == NATIONWIDE:
+        if not NATIONWIDE_ROLES & set(claims["roles"]):
+            raise Unauthenticated("Only admin and service tokens may be nationwide.")
+        return ""
+    if not isinstance(region, str) or not _REGION_SCOPE.match(region):
+        raise Unauthenticated(
+            f"The token's `region` claim must be a region-code prefix or {NATIONWIDE!r}."
+        )
+    return region
 
 
 def issue_token(
@@ -136,12 +164,13 @@ def issue_token(
     *,
     sub: str,
     roles: list[str],
-    region: str = "",
+    region: str,
     ttl_seconds: int = 8 * 3600,
     algorithm: str = "HS256",
     **claims,
 ) -> str:
-    """Sign a token for local use and tests (production tokens come from an identity provider)."""
+    """Sign a token for local use and tests (production tokens come from an identity provider);
+    `region` is a region-code prefix, or "*" (nationwide, admin and service only)."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles: {', '.join(sorted(unknown))}")

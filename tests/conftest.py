@@ -136,10 +136,13 @@ def clients(apps):
 
 @pytest.fixture(scope="session")
 def token() -> Callable[..., str]:
-    def make(*roles: str, region: str = "", sub: str = "tester", **kwargs) -> str:
-        return issue_token(
-            JWT_SECRET, sub=sub, roles=list(roles or ("admin",)), region=region, **kwargs
-        )
+    def make(*roles: str, region: str | None = None, sub: str = "tester", **kwargs) -> str:
+        roles = list(roles or ("admin",))
+        if region is None:
+            # Nationwide is for admin and service tokens only; other roles default to the
+            # province of the suite's data (Kalimantan Timur).
+            region = "*" if {"admin", "service"} & set(roles) else "64"
+        return issue_token(JWT_SECRET, sub=sub, roles=roles, region=region, **kwargs)
 
     return make
 
@@ -148,7 +151,7 @@ def token() -> Callable[..., str]:
 def auth(token) -> Callable[..., dict]:
     """Headers with a bearer token for the given roles and region."""
 
-    def make(*roles: str, region: str = "", **kwargs) -> dict:
+    def make(*roles: str, region: str | None = None, **kwargs) -> dict:
         return {"Authorization": f"Bearer {token(*roles, region=region, **kwargs)}"}
 
     return make

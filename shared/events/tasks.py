@@ -14,7 +14,7 @@ from shared.db import utcnow
 from shared.events.consumer import deliver
 from shared.events.feed import catch_up, record_catch_up_error
 from shared.service import PeriodicTask, task_context
-from shared.tokens import issue_token
+from shared.tokens import NATIONWIDE, issue_token
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def _feed_token(context) -> str:
         settings.jwt_secret,
         sub=f"{context.service.name}-catch-up",
         roles=["service"],
+        region=NATIONWIDE,
         ttl_seconds=300,
     )
 

@@ -398,7 +398,9 @@ def test_a_handler_that_keeps_failing_ends_as_a_dead_letter_replayed_once(chaos)
         conn.execute(
             f"ALTER TABLE group_projections ADD CONSTRAINT refuse_poison CHECK (name <> '{poison}')"
         )
-    admin = {"Authorization": f"Bearer {issue_token(JWT_SECRET, sub='ops', roles=['admin'])}"}
+    admin = {
+        "Authorization": f"Bearer {issue_token(JWT_SECRET, sub='ops', roles=['admin'], region='*')}"
+    }
     field = issue_token(JWT_SECRET, sub="field", roles=["pendamping"], region="6472")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {field}"

@@ -63,7 +63,7 @@ def _ready(url: str) -> bool:
 
 
 def test_demo_groups_flow_from_registry_to_grants_and_notifications(platform, apps):
-    token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"])
+    token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"], region="*")
     headers = {"Authorization": f"Bearer {token}"}
     seed(platform, token)
 
@@ -141,7 +141,7 @@ def test_a_request_line_too_long_for_gunicorn_is_a_problem(platform):
 
 
 def test_a_chunked_body_over_the_limit_is_a_413_problem(platform):
-    token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"])
+    token = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"], region="*")
     chunk = b"x" * 65536
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(40))  # 2.5 MiB
     status, headers, body = _raw_request(

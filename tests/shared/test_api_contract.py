@@ -19,7 +19,7 @@ from support import JWT_SECRET
 SERVICES = ("registry", "grants", "notifications")
 # Callers of several roles and reaches: nationwide, a province, a city.
 CALLERS = {
-    "admin_nationwide": ("admin", ""),
+    "admin_nationwide": ("admin", "*"),
     "verifikator_province": ("verifikator", "64"),
     "pendamping_city": ("pendamping", "6472"),
     "auditor_city": ("auditor", "6472"),

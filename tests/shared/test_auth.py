@@ -98,7 +98,9 @@ def test_kube_token_prints_a_token_the_services_accept(monkeypatch):
 
 def test_kube_token_refuses_an_unknown_role(monkeypatch):
     monkeypatch.setenv("KUBE_JWT_SECRET", JWT_SECRET)
-    result = CliRunner().invoke(main, ["token", "--sub", "tester", "--role", "superuser"])
+    result = CliRunner().invoke(
+        main, ["token", "--sub", "tester", "--role", "superuser", "--region", "64"]
+    )
     assert result.exit_code != 0
 
 
@@ -118,7 +120,7 @@ def _public_pem(key) -> str:
 
 def test_hs256_is_off_where_a_public_key_is_configured_unless_allowed():
     public = _public_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    forged = issue_token(JWT_SECRET, sub="intruder", roles=["admin"])
+    forged = issue_token(JWT_SECRET, sub="intruder", roles=["admin"], region="*")
     with pytest.raises(Unauthenticated, match="HS256"):
         TokenVerifier(secret=JWT_SECRET, public_key=public).verify(forged)
     allowed = TokenVerifier(secret=JWT_SECRET, public_key=public, allow_hs256_with_public_key=True)
@@ -169,8 +171,37 @@ def test_a_token_living_longer_than_the_cap_is_401(clients, token):
 
 def test_kube_token_needs_a_sub_and_caps_the_lifetime(monkeypatch):
     monkeypatch.setenv("KUBE_JWT_SECRET", JWT_SECRET)
-    assert CliRunner().invoke(main, ["token", "--role", "admin"]).exit_code != 0
+    assert CliRunner().invoke(main, ["token", "--role", "admin", "--region", "*"]).exit_code != 0
     too_long = CliRunner().invoke(
-        main, ["token", "--sub", "ops", "--role", "admin", "--ttl", str(30 * 24 * 3600)]
+        main,
+        ["token", "--sub", "ops", "--role", "admin", "--region", "*", "--ttl", str(30 * 86400)],
     )
     assert too_long.exit_code != 0 and "KUBE_JWT_MAX_TTL_SECONDS" in too_long.output
+
+
+@pytest.mark.parametrize(
+    ("claims", "why"),
+    [
+        ({"roles": ["admin"]}, "no `region`"),
+        ({"roles": [], "region": "6472"}, "non-empty list"),
+        ({"roles": ["superuser"], "region": "6472"}, "unknown roles"),
+        ({"roles": ["verifikator"], "region": "*"}, "Only admin and service"),
+        ({"roles": ["verifikator"], "region": ""}, "region-code prefix"),
+    ],
+)
+def test_a_token_must_carry_a_region_and_known_roles(clients, claims, why):
+    """A token without a region read every region; now it reads nothing."""
+    now = int(time.time())
+    token = jwt.encode({"sub": "x", "iat": now, "exp": now + 60, **claims}, JWT_SECRET)
+    response = clients["registry"].get(
+        "/api/v1/groups", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert why in response.json["detail"]
+
+
+def test_nationwide_is_the_explicit_star_for_admin_and_service():
+    verifier = TokenVerifier(secret=JWT_SECRET)
+    for role in ("admin", "service"):
+        principal = verifier.verify(issue_token(JWT_SECRET, sub="x", roles=[role], region="*"))
+        assert principal.scope.nationwide

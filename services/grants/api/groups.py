@@ -13,6 +13,7 @@ from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import current_context
 from shared.pagination import page_of, paginate
+from shared.tokens import READERS
 
 blp = Blueprint(
     "groups",
@@ -26,7 +27,7 @@ blp = Blueprint(
 class Groups(MethodView):
     @blp.arguments(GroupQuerySchema, location="query")
     @blp.response(200, page_of(GroupProjectionSchema))
-    @blp.operation("list_groups")
+    @blp.operation("list_groups", roles=READERS)
     def get(self, args):
         """List known groups in the caller's region."""
         statement = (
@@ -42,7 +43,7 @@ class Groups(MethodView):
 @blp.route("/<uuid:group_id>")
 class GroupById(MethodView):
     @blp.response(200, GroupProjectionSchema)
-    @blp.operation("get_group")
+    @blp.operation("get_group", roles=READERS)
     def get(self, group_id: uuid.UUID):
         """Read one known group."""
         return current_principal().scope.one(

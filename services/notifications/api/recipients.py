@@ -13,6 +13,7 @@ from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import current_context
 from shared.pagination import page_of, paginate
+from shared.tokens import READERS
 
 blp = Blueprint(
     "recipient_groups",
@@ -26,7 +27,7 @@ blp = Blueprint(
 class RecipientGroups(MethodView):
     @blp.arguments(RecipientGroupQuerySchema, location="query")
     @blp.response(200, page_of(RecipientGroupSchema))
-    @blp.operation("list_recipient_groups")
+    @blp.operation("list_recipient_groups", roles=READERS)
     def get(self, args):
         """List recipient groups in the caller's region."""
         statement = (
@@ -40,7 +41,7 @@ class RecipientGroups(MethodView):
 @blp.route("/<uuid:group_id>")
 class RecipientGroupById(MethodView):
     @blp.response(200, RecipientGroupSchema)
-    @blp.operation("get_recipient_group")
+    @blp.operation("get_recipient_group", roles=READERS)
     def get(self, group_id: uuid.UUID):
         """Read one group's contacts."""
         return current_principal().scope.one(

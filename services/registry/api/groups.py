@@ -8,6 +8,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from services.registry.groups import (
+    GROUP_WORKFLOW,
     Rules,
     change_status,
     describe_groups,
@@ -32,11 +33,14 @@ from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
+from shared.tokens import READERS
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups", description="KUBE groups")
 
 WRITERS = ("pendamping", "verifikator", "admin", "service")
 MENTORS = ("pendamping", "admin")
+# Who may try a status action; the workflow table says which action each role may take.
+STATUS_ACTORS = tuple(sorted({r for t in GROUP_WORKFLOW.transitions for r in t.roles}))
 
 
 def rules() -> Rules:
@@ -55,7 +59,7 @@ def detail(group: Group):
 class Groups(MethodView):
     @blp.arguments(GroupQuerySchema, location="query")
     @blp.response(200, page_of(GroupSchema))
-    @blp.operation("list_groups")
+    @blp.operation("list_groups", roles=READERS)
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
         session = current_context().db.session
@@ -81,7 +85,7 @@ class Groups(MethodView):
 @blp.route("/<uuid:group_id>")
 class GroupById(MethodView):
     @blp.response(200, GroupDetailSchema)
-    @blp.operation("get_group", etag=True)
+    @blp.operation("get_group", roles=READERS, etag=True)
     def get(self, group_id: uuid.UUID):
         """Read a group with its officers, last visit and revenue trend."""
         return detail(find_group(current_context().db.session, group_id, current_principal().scope))
@@ -105,7 +109,7 @@ class GroupStatus(MethodView):
     @blp.arguments(GroupStatusChangeSchema)
     @blp.response(200, GroupDetailSchema)
     # The workflow decides who may take which action (403) from which status (409).
-    @blp.operation("change_group_status", problems=[403, 409], etag=True)
+    @blp.operation("change_group_status", roles=STATUS_ACTORS, problems=[403, 409], etag=True)
     def post(self, data, group_id: uuid.UUID):
         """Activate, suspend or dissolve a group, with a reason."""
         principal = current_principal()
@@ -128,7 +132,7 @@ class GroupStatus(MethodView):
 class GroupVisits(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(VisitSchema))
-    @blp.operation("list_visits")
+    @blp.operation("list_visits", roles=READERS)
     def get(self, args, group_id: uuid.UUID):
         """List a group's mentoring visits, newest first."""
         session = current_context().db.session

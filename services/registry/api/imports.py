@@ -30,6 +30,9 @@ blp = Blueprint(
     description="Bulk imports of groups and their members from CSV or XLSX files.",
 )
 
+# Imports hold raw identity numbers: those who may upload them, and auditors.
+IMPORT_READERS = (*WRITERS, "auditor")
+
 IMPORT_STATUSES = ("queued", "processing", "done", "failed")
 
 
@@ -80,7 +83,7 @@ class ImportSchema(Output):
 class Imports(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(ImportSchema))
-    @blp.operation("list_imports")
+    @blp.operation("list_imports", roles=IMPORT_READERS)
     def get(self, args):
         """List the imports made within the caller's region, newest first."""
         statement = list_imports(current_principal().scope)
@@ -120,7 +123,7 @@ class Imports(MethodView):
 @blp.route("/<uuid:import_id>")
 class ImportById(MethodView):
     @blp.response(200, ImportSchema)
-    @blp.operation("get_import")
+    @blp.operation("get_import", roles=IMPORT_READERS)
     def get(self, import_id: uuid.UUID):
         """Read an import's progress and, per row, what was wrong."""
         return find_import(current_context().db.session, import_id, current_principal().scope)

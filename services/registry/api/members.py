@@ -34,6 +34,7 @@ from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
+from shared.tokens import READERS
 
 blp = Blueprint(
     "members",
@@ -49,7 +50,7 @@ LOOKUP_ROLES = ("verifikator", "kepala_dinas", "admin", "auditor", "service")
 class GroupMembers(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(MemberSchema))
-    @blp.operation("list_members")
+    @blp.operation("list_members", roles=READERS)
     def get(self, args, group_id: uuid.UUID):
         """List the group's current members, in the order they joined (NIK and No. KK masked)."""
         session = current_context().db.session
@@ -75,7 +76,7 @@ class GroupMembers(MethodView):
 @blp.route("/groups/<uuid:group_id>/members/<uuid:member_id>")
 class GroupMember(MethodView):
     @blp.response(200, MemberFullSchema)
-    @blp.operation("get_member", etag=True)
+    @blp.operation("get_member", roles=READERS, etag=True)
     def get(self, group_id: uuid.UUID, member_id: uuid.UUID):
         """Read one member; verifikator and admin see full NIK and No. KK (and are logged)."""
         principal = current_principal()

@@ -14,6 +14,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.http import current_context
 from shared.pagination import PageArgs, page_of, paginate
 from shared.shapes import Output
+from shared.tokens import READERS
 from shared.validation import Choice
 
 REGION_CODE = r"^[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{4})?)?)?$"
@@ -62,7 +63,7 @@ class RegionQuerySchema(PageArgs):
 class Regions(MethodView):
     @blp.arguments(RegionQuerySchema, location="query")
     @blp.response(200, page_of(RegionSchema))
-    @blp.operation("list_regions", problems=[404])
+    @blp.operation("list_regions", roles=READERS, problems=[404])
     def get(self, args):
         """List the provinces, or the direct children of `parent`, in code order."""
         session = current_context().db.session
@@ -82,7 +83,7 @@ class Regions(MethodView):
 @blp.route("/<code>")
 class RegionByCode(MethodView):
     @blp.response(200, RegionSchema)
-    @blp.operation("get_region", problems=[422])
+    @blp.operation("get_region", roles=READERS, problems=[422])
     def get(self, code: str):
         """Read one region by its dotted or plain code."""
         try:
