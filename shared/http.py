@@ -71,6 +71,9 @@ def create_service_app(
         raise RuntimeError("Set KUBE_JWT_SECRET (HS256) or KUBE_JWT_PUBLIC_KEY (RS256).")
     if settings.jwt_secret:
         check_secret(settings.jwt_secret)
+    if settings.jwt_public_key and not (settings.jwt_audience and settings.jwt_issuer):
+        # An identity provider signs tokens for many applications: only ours may pass.
+        raise RuntimeError("With KUBE_JWT_PUBLIC_KEY, set KUBE_JWT_AUDIENCE and KUBE_JWT_ISSUER.")
     app = Flask(f"kube-{settings.service}")
     assets = _swagger_ui_assets()
     app.config.update(

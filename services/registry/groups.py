@@ -20,6 +20,9 @@ from shared.scope import RegionScope
 from shared.workflow import Guard, GuardFailure, Transition, Workflow
 
 OFFICER_ROLES = ("ketua", "sekretaris", "bendahara")
+# What activation verified, and so what an active group keeps until it is suspended.
+VERIFIED_GROUP_FIELDS = ("region_code", "bank_account")
+VERIFIED_MEMBER_FIELDS = ("nik", "kk_number", "name", "gender", "birth_date", "village_code")
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,22 @@ def register_group(
 def update_group(
     session: Session, outbox: Outbox, group: Group, changes: dict, *, scope: RegionScope
 ) -> Group:
-    """Change a group's details and announce group.updated."""
+    """Change a group's details and announce group.updated. What was verified (its village,
+    its bank account) does not change while the group is active: suspend it, change it, and
+    activate it again, so the activation's checks run on the new data."""
     if group.status == "dissolved":
         raise Conflict("A dissolved group can no longer be changed.")
+    if group.status == "active":
+        verified = [f for f in VERIFIED_GROUP_FIELDS if f in changes]
+        if verified:
+            raise Conflict(
+                "An active group's village and bank account were verified; suspend the group "
+                "before changing them, then activate it again.",
+                errors=[
+                    {"field": f, "message": "verified data: suspend the group to change it"}
+                    for f in verified
+                ],
+            )
     if "region_code" in changes and changes["region_code"] != group.region_code:
         _check_region(session, changes["region_code"], scope)
     _apply_fields(group, dict(changes))

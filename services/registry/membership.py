@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from services.registry.groups import (
     OFFICER_ROLES,
+    VERIFIED_MEMBER_FIELDS,
     Rules,
     announce,
     member_snapshot,
@@ -101,8 +102,13 @@ def _check_role_free(session: Session, group: Group, role: str, member_id: uuid.
         )
 
 
-def _check_village(session: Session, village_code: str, scope: RegionScope) -> None:
+def _check_village(session: Session, village_code: str, group: Group, scope: RegionScope) -> None:
     scope.require(village_code, field="village_code")
+    if village_code[:6] != group.region_code[:6]:
+        raise InvalidInput.field(
+            "village_code",
+            f"The village must lie in the group's district ({group.region_code[:6]}).",
+        )
     problem = check_village(session, village_code, field="village_code")
     if problem:
         raise InvalidInput.field("village_code", problem)
@@ -150,7 +156,7 @@ def add_member(
     _check_unique_nik(session, data["nik"], None, scope)
     _check_role_free(session, group, data["role"], None)
     village = data.get("village_code") or group.region_code
-    _check_village(session, village, scope)
+    _check_village(session, village, group, scope)
     member = Member(id=uuid.uuid4(), group_id=group.id, **{**data, "village_code": village})
     session.add(member)
     _flush_or_conflict(session)
@@ -201,6 +207,14 @@ def register_group_with_members(
             problems.append(
                 MemberProblem(index, "village_code", "the village lies outside your region")
             )
+        elif village and village[:6] != data["region_code"][:6]:
+            problems.append(
+                MemberProblem(
+                    index,
+                    "village_code",
+                    f"the village must lie in the group's district ({data['region_code'][:6]})",
+                )
+            )
     for village in {m["village_code"] for m in members if m.get("village_code")}:
         problem = check_village(session, village, field="village_code")
         if problem:
@@ -234,8 +248,22 @@ def update_member(
     *,
     scope: RegionScope,
 ) -> Member:
-    """Change a member's data; gender and birth date must keep agreeing with the NIK."""
+    """Change a member's data; gender and birth date must keep agreeing with the NIK. An
+    active group's members keep their verified identity until the group is suspended."""
     _require_open(group)
+    if group.status == "active":
+        verified = [
+            f for f in VERIFIED_MEMBER_FIELDS if f in changes and changes[f] != getattr(member, f)
+        ]
+        if verified:
+            raise Conflict(
+                "The members of an active group were verified; suspend the group before "
+                "changing who they are, then activate it again.",
+                errors=[
+                    {"field": f, "message": "verified data: suspend the group to change it"}
+                    for f in verified
+                ],
+            )
     if "nik" in changes and changes["nik"] != member.nik:
         _check_unique_nik(session, changes["nik"], member.id, scope)
         info = parse_nik(changes["nik"])
@@ -244,7 +272,7 @@ def update_member(
     if "role" in changes:
         _check_role_free(session, group, changes["role"], member.id)
     if changes.get("village_code"):
-        _check_village(session, changes["village_code"], scope)
+        _check_village(session, changes["village_code"], group, scope)
     else:
         changes.pop("village_code", None)
     disagreements = check_nik_agrees(

@@ -211,7 +211,16 @@ def test_a_complete_group_activates_suspends_and_dissolves(clients, auth, comple
 def test_activation_names_every_missing_requirement(clients, auth, make_group, add_member):
     group = make_group()
     add_member(group["id"], role="ketua")
-    add_member(group["id"], role="anggota", village_code="6472021001")
+    add_member(group["id"], role="anggota")
+    # The group moved to another district while still a draft: its members' villages no
+    # longer lie in the group's district.
+    read = clients["registry"].get(f"/api/v1/groups/{group['id']}", headers=auth())
+    moved = clients["registry"].patch(
+        f"/api/v1/groups/{group['id']}",
+        json={"region_code": "6472021001"},
+        headers={**auth(), "If-Match": read.headers["ETag"]},
+    )
+    assert moved.status_code == 200
     response = clients["registry"].post(
         f"/api/v1/groups/{group['id']}/status",
         json={"action": "activate", "reason": "try"},
@@ -271,3 +280,60 @@ def test_the_documented_workflow_table_is_the_one_the_code_runs():
     from support import ROOT
 
     assert GROUP_WORKFLOW.table() in (ROOT / "docs" / "registry.md").read_text()
+
+
+def _active_group(clients, auth, complete_group) -> dict:
+    group = complete_group()
+    activated = clients["registry"].post(
+        f"/api/v1/groups/{group['id']}/status",
+        json={"action": "activate", "reason": "verifikasi lapangan"},
+        headers=auth("verifikator"),
+    )
+    assert activated.status_code == 200, activated.json
+    return activated.json
+
+
+def _patch(clients, auth, url: str, body: dict, headers: dict):
+    etag = clients["registry"].get(url, headers=headers).headers["ETag"]
+    return clients["registry"].patch(url, json=body, headers={**headers, "If-Match": etag})
+
+
+def test_an_active_groups_bank_account_and_village_change_only_after_suspension(
+    clients, auth, officer, complete_group
+):
+    group = _active_group(clients, auth, complete_group)
+    url = f"/api/v1/groups/{group['id']}"
+    private = {
+        "bank_name": "BRI",
+        "account_number": "1234567890",
+        "account_holder": "Pribadi Ketua",
+    }
+    refused = _patch(
+        clients, auth, url, {"bank_account": private, "region_code": "6472011002"}, officer
+    )
+    assert refused.status_code == 409
+    assert {e["field"] for e in refused.json["errors"]} == {"bank_account", "region_code"}
+    assert clients["registry"].get(url, headers=officer).json["bank_account"] is None
+    renamed = _patch(clients, auth, url, {"address": "Jl. Baru 1"}, officer)
+    assert renamed.status_code == 200  # what was not verified may change
+    suspended = clients["registry"].post(
+        f"{url}/status",
+        json={"action": "suspend", "reason": "ganti rekening"},
+        headers=auth("verifikator"),
+    )
+    assert suspended.status_code == 200
+    assert _patch(clients, auth, url, {"bank_account": private}, officer).status_code == 200
+
+
+def test_an_active_groups_members_keep_their_verified_identity(
+    clients, auth, officer, complete_group
+):
+    group = _active_group(clients, auth, complete_group)
+    members = clients["registry"].get(f"/api/v1/groups/{group['id']}/members", headers=officer)
+    member = members.json["items"][0]
+    url = f"/api/v1/groups/{group['id']}/members/{member['id']}"
+    refused = _patch(clients, auth, url, {"name": "Orang Lain"}, officer)
+    assert refused.status_code == 409
+    assert [e["field"] for e in refused.json["errors"]] == ["name"]
+    phone = _patch(clients, auth, url, {"phone": "081298765432"}, officer)
+    assert phone.status_code == 200 and phone.json["phone"] == "+6281298765432"

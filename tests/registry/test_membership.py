@@ -334,3 +334,9 @@ def test_a_members_village_outside_the_callers_region_is_422(make_group, add_mem
     response = add_member(make_group()["id"], village_code="6471021003")
     assert response.status_code == 422
     assert [e["field"] for e in response.json["errors"]] == ["village_code"]
+
+
+def test_a_members_village_outside_the_groups_district_is_422(make_group, add_member):
+    response = add_member(make_group()["id"], village_code="6472021001")
+    assert response.status_code == 422
+    assert "district" in response.json["errors"][0]["message"]

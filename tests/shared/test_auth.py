@@ -205,3 +205,12 @@ def test_nationwide_is_the_explicit_star_for_admin_and_service():
     for role in ("admin", "service"):
         principal = verifier.verify(issue_token(JWT_SECRET, sub="x", roles=[role], region="*"))
         assert principal.scope.nationwide
+
+
+def test_rs256_needs_an_audience_and_an_issuer_to_start(platform_env):
+    from services.grants import create_app
+    from shared.config import load_settings
+
+    public = _public_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    with pytest.raises(RuntimeError, match="KUBE_JWT_AUDIENCE and KUBE_JWT_ISSUER"):
+        create_app(load_settings("grants", jwt_secret=None, jwt_public_key=public))
