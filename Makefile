@@ -106,10 +106,14 @@ format: install
 openapi: install  ## rewrite docs/openapi/<service>.json, the committed API contracts, from the code
 	$(BIN)/kube openapi
 
+COMPOSE_SECRETS := KUBE_JWT_SECRET REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
-	KUBE_JWT_SECRET=compose-check-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') docker-compose config -q
-	@# ... and it must refuse to start without a secret.
-	@! env -u KUBE_JWT_SECRET docker-compose config -q 2>/dev/null || { echo "docker-compose.yml starts without KUBE_JWT_SECRET" >&2; exit 1; }
+	$(foreach v,$(COMPOSE_SECRETS),$(v)=check$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')) docker-compose config -q
+	@# ... and it must refuse to start without any one of its secrets.
+	@for missing in $(COMPOSE_SECRETS); do \
+	  env $(foreach v,$(COMPOSE_SECRETS),$(v)=x) -u $$missing docker-compose config -q 2>/dev/null \
+	    && { echo "docker-compose.yml starts without $$missing" >&2; exit 1; }; \
+	done; true
 
 bench: install
 	$(BIN)/python bench/registry.py

@@ -21,6 +21,7 @@ def document(service: str) -> dict:
         database_url="postgresql://openapi@127.0.0.1:1/never-connected",
         # Never used to sign anything: the document needs an app, not a secret.
         jwt_secret=secrets.token_urlsafe(32),
+        event_signing_keys=(secrets.token_hex(32),),
     )
     app = importlib.import_module(f"services.{service}").create_app(settings)
     try:

@@ -57,6 +57,8 @@ class Settings:
     relay_batch_size: int = 200
     relay_poll_seconds: float = 2.0
     event_retention_days: int = 30
+    # Event signing: the first key signs, every key verifies (rotation).
+    event_signing_keys: tuple[str, ...] = ()
     catch_up_grace_seconds: float = 30.0
     log_level: str = "INFO"
 
@@ -85,6 +87,18 @@ def _public_key() -> str | None:
     if path:
         return Path(path).read_text()
     return _env("KUBE_JWT_PUBLIC_KEY")
+
+
+def _signing_keys() -> tuple[str, ...]:
+    """KUBE_EVENT_SIGNING_KEYS (comma-separated, newest first), else one derived from
+    KUBE_JWT_SECRET."""
+    from shared.events.signing import derived_key
+
+    listed = [k.strip() for k in (_env("KUBE_EVENT_SIGNING_KEYS") or "").split(",") if k.strip()]
+    if listed:
+        return tuple(listed)
+    secret = _env("KUBE_JWT_SECRET")
+    return (derived_key(secret),) if secret else ()
 
 
 def load_settings(service: str, **overrides) -> Settings:
@@ -120,6 +134,7 @@ def load_settings(service: str, **overrides) -> Settings:
         relay_batch_size=env_int("KUBE_RELAY_BATCH_SIZE", 200),
         relay_poll_seconds=_float("KUBE_RELAY_POLL_SECONDS", 2.0),
         event_retention_days=env_int("KUBE_EVENT_RETENTION_DAYS", 30),
+        event_signing_keys=_signing_keys(),
         catch_up_grace_seconds=_float("KUBE_CATCH_UP_GRACE_SECONDS", 30.0),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )

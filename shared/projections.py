@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+
+from shared.errors import PermanentError
+
+# A snapshot this far ahead of the stored one is no real history: one such event would
+# freeze the projection, since every genuine later snapshot would look older.
+MAX_VERSION_JUMP = 10_000
 
 
 def upsert_if_newer(session: Session, model: type, values: dict, key: str = "id") -> bool:
     """Insert or update a projected row unless the stored one has the same or a newer
-    `version`; return whether the row changed (events may arrive out of order)."""
+    `version`; return whether the row changed (events may arrive out of order). A version
+    implausibly far ahead is refused (PermanentError: dead-lettered, where it is seen)."""
+    stored = session.scalar(select(model.version).where(getattr(model, key) == values[key]))
+    if stored is not None and values["version"] > stored + MAX_VERSION_JUMP:
+        raise PermanentError(f"version {values['version']} jumps implausibly far ahead of {stored}")
     statement = insert(model).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[key],

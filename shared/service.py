@@ -77,6 +77,11 @@ class ServiceContext:
 
 def build_context(service: Service, settings: Settings, *, pool_size: int = 5) -> ServiceContext:
     """Connect a service to its database, Redis and queue."""
+    if not settings.event_signing_keys:
+        raise RuntimeError(
+            "Set KUBE_EVENT_SIGNING_KEYS (or KUBE_JWT_SECRET, from which one is derived): "
+            "events are signed by their producer and checked by their consumers."
+        )
     db = Database(settings.database_url, pool_size=pool_size)
     client = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=0.5, socket_timeout=1.0
@@ -86,8 +91,15 @@ def build_context(service: Service, settings: Settings, *, pool_size: int = 5) -
         service.tables.outbox,
         db,
         prompt=redis_prompt(client, wake_key(settings.queue_prefix, service.name)),
+        signing_key=settings.event_signing_keys[0],
     )
-    consumer = Consumer(service.name, db, service.tables, service.handlers)
+    consumer = Consumer(
+        service.name,
+        db,
+        service.tables,
+        service.handlers,
+        signing_keys=settings.event_signing_keys,
+    )
     celery = create_celery(f"kube-{service.name}", settings)
     return ServiceContext(service, settings, db, outbox, consumer, client, celery)
 

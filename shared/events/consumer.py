@@ -33,8 +33,11 @@ class Consumer:
         db: Database,
         tables: EventTables,
         handlers: Mapping[str, Handler],
+        *,
+        signing_keys: tuple[str, ...],
     ):
         self.service = service
+        self.signing_keys = signing_keys
         self.db = db
         self.inbox = tables.inbox
         self.dead_letters = tables.dead_letters
@@ -43,7 +46,7 @@ class Consumer:
 
     def handle(self, envelope: dict) -> str:
         """Apply the event once; return "handled" or "duplicate"."""
-        payload = validate_envelope(envelope)
+        payload = validate_envelope(envelope, self.signing_keys)
         handler = self.handlers.get(envelope["type"])
         if handler is None:
             raise PermanentError(f"{self.service} has no handler for {envelope['type']}")

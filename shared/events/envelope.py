@@ -9,6 +9,7 @@ import marshmallow as ma
 
 from shared.errors import PermanentError
 from shared.events.contracts import contract_for
+from shared.events.signing import signed_by
 
 
 class InvalidEvent(PermanentError):
@@ -23,6 +24,7 @@ class EnvelopeSchema(ma.Schema):
     source = ma.fields.String(required=True)
     correlation_id = ma.fields.String(required=True, allow_none=True)
     payload = ma.fields.Dict(required=True)
+    signature = ma.fields.String(required=True, validate=ma.validate.Length(equal=64))
 
 
 _envelope_schema = EnvelopeSchema()
@@ -50,13 +52,16 @@ def new_envelope(
     }
 
 
-def validate_envelope(data: object) -> dict:
-    """Check a received envelope and its payload; return the loaded payload."""
+def validate_envelope(data: object, keys: tuple[str, ...]) -> dict:
+    """Check a received envelope, its producer's signature and its payload; return the
+    loaded payload."""
     if not isinstance(data, dict):
         raise InvalidEvent("event is not a JSON object")
     errors = _envelope_schema.validate(data)
     if errors:
         raise InvalidEvent(f"invalid envelope: {errors}")
+    if not signed_by(data, keys):
+        raise InvalidEvent("the envelope's signature is not a producer's")
     try:
         contract = contract_for(data["type"])
     except KeyError as exc:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shared.config import queue_name
 from shared.db import Database, utcnow
 from shared.events.envelope import new_envelope
+from shared.events.signing import sign
 from shared.events.subscriptions import Subscriptions
 from shared.logs import correlation_id_var
 
@@ -30,9 +31,18 @@ def wake_key(queue_prefix: str, service: str) -> str:
 class Outbox:
     """Writes a service's events into its outbox table inside the caller's transaction."""
 
-    def __init__(self, service: str, model: type, db: Database, *, prompt: Callable[[], None]):
+    def __init__(
+        self,
+        service: str,
+        model: type,
+        db: Database,
+        *,
+        prompt: Callable[[], None],
+        signing_key: str,
+    ):
         self.service = service
         self.model = model
+        self.signing_key = signing_key
         self._prompt = prompt
         db.on_commit(self._after_commit)
 
@@ -41,6 +51,7 @@ class Outbox:
         envelope = new_envelope(
             event_type, payload, source=self.service, correlation_id=correlation_id_var.get()
         )
+        envelope["signature"] = sign(envelope, self.signing_key)
         session.add(
             self.model(id=uuid.UUID(envelope["id"]), event_type=event_type, envelope=envelope)
         )

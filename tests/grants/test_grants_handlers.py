@@ -46,3 +46,15 @@ def test_newer_snapshot_replaces_and_older_one_is_ignored(apps):
     assert kept.officers == {"ketua": {"member_id": ketua["member_id"], "name": ketua["name"]}}
     apply(apps, group_snapshot(group_id, 4, name="KUBE Baru", status="suspended"))
     assert projection(apps, group_id).status == "suspended"
+
+
+def test_a_version_that_jumps_implausibly_far_is_refused(apps):
+    import pytest
+
+    from shared.errors import PermanentError
+
+    group_id = uuid.uuid4()
+    apply(apps, group_snapshot(group_id, 3, name="KUBE Asli"))
+    with pytest.raises(PermanentError, match="implausibly"):
+        apply(apps, group_snapshot(group_id, 10**9, name="KUBE Palsu"))
+    assert projection(apps, group_id).name == "KUBE Asli"

@@ -377,3 +377,41 @@ def test_a_position_reads_back_as_written_and_orders_by_transaction_first():
     for bad in ("", "12", "1.2.3", "-1.2", "a.b", "1." + "9" * 40):
         with pytest.raises(ValueError):
             Position.parse(bad)
+
+
+def test_an_event_not_signed_by_a_producer_is_refused_and_dead_lettered(
+    apps, clients, auth, relay, unique
+):
+    """Anyone who can write to Redis could forge an envelope; the signature gives it away."""
+    from shared.events.signing import sign
+
+    name = unique()
+    group = register_group(clients, auth, name)
+    relay()
+    wait_until(lambda: projected(apps, group["id"]) == (name, name))
+    with apps["registry"].extensions["kube"].db.transaction() as session:
+        envelope = session.execute(
+            text("SELECT envelope FROM outbox_events WHERE id = :id"),
+            {"id": outbox_row(apps, group["id"])},
+        ).scalar()
+    forged = {
+        **envelope,
+        "id": str(uuid.uuid4()),
+        "payload": {"group": {**envelope["payload"]["group"], "name": "Dibajak", "version": 9}},
+    }
+    forged["signature"] = sign(forged, "a key the attacker chose")
+    CeleryPublisher(
+        apps["grants"].extensions["kube"].celery,
+        apps["grants"].extensions["kube"].settings.queue_prefix,
+    ).publish("grants", forged)
+
+    def dead_lettered():
+        return scalar(
+            apps,
+            "grants",
+            "SELECT error FROM dead_letters WHERE event_id = :id",
+            id=forged["id"],
+        )
+
+    assert "signature" in wait_until(dead_lettered, timeout=60)
+    assert projected(apps, group["id"])[0] == name
