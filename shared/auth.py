@@ -3,6 +3,8 @@ token; `require_roles` guards what a role may do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask, g, request
 
 from shared.errors import NotPermitted, Unauthenticated
@@ -19,8 +21,13 @@ __all__ = [
 ]
 
 
-def init_auth(app: Flask, verifier: TokenVerifier, public_endpoints: set[str]) -> None:
-    """Require a valid bearer token on every endpoint except the public ones."""
+def init_auth(
+    app: Flask,
+    verifier: TokenVerifier,
+    public_endpoints: set[str],
+    is_revoked: Callable[[str], bool] = lambda _jti: False,
+) -> None:
+    """Require a valid bearer token, not revoked, on every endpoint except the public ones."""
 
     @app.before_request
     def authenticate():
@@ -33,7 +40,10 @@ def init_auth(app: Flask, verifier: TokenVerifier, public_endpoints: set[str]) -
             raise Unauthenticated("A bearer token is required.")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("The Authorization header must be `Bearer <token>`.")
-        g.principal = verifier.verify(token.strip())
+        principal = verifier.verify(token.strip())
+        if principal.jti and is_revoked(principal.jti):
+            raise Unauthenticated("The bearer token has been revoked.")
+        g.principal = principal
         return None
 
 

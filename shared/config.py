@@ -12,6 +12,10 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def env_str(name: str, default: str) -> str:
+    return _env(name, default)
+
+
 def env_int(name: str, default: int) -> int:
     return int(_env(name, str(default)))
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy.exc import DBAPIError
 
@@ -25,7 +26,7 @@ from shared.problems import (
     register_error_handlers,
 )
 from shared.service import ServiceContext
-from shared.tokens import check_secret
+from shared.tokens import check_secret, revoked_key
 
 access_log = logging.getLogger("kube.access")
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
@@ -115,7 +116,7 @@ def create_service_app(
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
     _init_request_context(app, context, upload_endpoints)
     _init_unit_of_work(app, context)
-    init_auth(app, verifier, public)
+    init_auth(app, verifier, public, _revocation_check(context))
     _init_media_types(app, upload_endpoints)
     init_idempotency(app, context.db, context.tables.idempotency_keys)
 
@@ -174,6 +175,23 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
         token = g.pop("request_token", None)
         if token is not None:
             correlation_id_var.reset(token)
+
+
+def _revocation_check(context: ServiceContext) -> Callable[[str], bool]:
+    """Whether a token id is revoked (`kube token revoke`). Redis down: the token is taken
+    (revocation is an emergency brake, not the lock; tokens also expire within
+    KUBE_JWT_MAX_TTL_SECONDS), and the failure is logged."""
+
+    def is_revoked(jti: str) -> bool:
+        try:
+            return bool(context.redis.exists(revoked_key(context.settings.queue_prefix, jti)))
+        except redis.RedisError as exc:
+            logging.getLogger(__name__).warning(
+                "token revocation not checked", extra={"error": type(exc).__name__}
+            )
+            return False
+
+    return is_revoked
 
 
 def _init_media_types(app: Flask, upload_endpoints: frozenset[str]) -> None:

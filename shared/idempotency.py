@@ -21,8 +21,12 @@ _REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
 
 
 def _fingerprint() -> str:
-    """What makes two requests the same request: method, path, query and content."""
-    parts: list[bytes | str] = [request.method, request.full_path]
+    """What makes two requests the same request: method, path, query and content, and the
+    caller's rights (so a replay never gives one token's answer to another with other
+    roles or another region, even under the same `sub`)."""
+    principal = g.principal
+    rights = f"{','.join(sorted(principal.roles))}@{principal.region or '*'}"
+    parts: list[bytes | str] = [request.method, request.full_path, rights]
     if request.mimetype == "multipart/form-data":
         # A retried upload gets a new multipart boundary; compare the fields and files instead.
         parts += [f"{k}={v}" for k, v in sorted(request.form.items(multi=True))]

@@ -37,6 +37,7 @@ class Principal:
     sub: str
     roles: frozenset[str]
     region: str
+    jti: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -128,7 +129,13 @@ class TokenVerifier:
                 raise Unauthenticated(
                     f"The token lives longer than {self.max_ttl_seconds} s (or has no `iat`)."
                 )
-        return Principal(sub=sub, roles=_roles_of(claims.get("roles")), region=_region_of(claims))
+        jti = claims.get("jti")
+        return Principal(
+            sub=sub,
+            roles=_roles_of(claims.get("roles")),
+            region=_region_of(claims),
+            jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
+        )
 
 
 def _roles_of(roles: object) -> frozenset[str]:
@@ -185,3 +192,8 @@ def issue_token(
         **claims,
     }
     return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def revoked_key(queue_prefix: str, jti: str) -> str:
+    """The Redis key that marks a token id as revoked (kept as long as a token can live)."""
+    return f"{queue_prefix}:revoked-jti:{jti}"

@@ -13,7 +13,7 @@ import re
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from services.registry.import_run import lock_connection, try_lock, unlock
@@ -86,3 +86,19 @@ def stalled_imports(db: Database, *, queued_for: timedelta = QUEUED_TOO_LONG) ->
                 unlock(connection, import_id)
                 orphaned.append(import_id)
     return [*queued, *orphaned]
+
+
+def purge_import_files(db: Database, *, kept_for: timedelta) -> int:
+    """Drop the uploaded files (full NIK and No. KK of every row) of imports finished longer
+    than `kept_for` ago; their outcome and row errors stay. Return how many were purged."""
+    cutoff = utcnow() - kept_for
+    with db.transaction() as session:
+        return session.execute(
+            update(Import)
+            .where(
+                Import.status.in_(("done", "failed")),
+                Import.finished_at < cutoff,
+                func.length(Import.content) > 0,
+            )
+            .values(content=b"")
+        ).rowcount

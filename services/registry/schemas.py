@@ -152,6 +152,12 @@ class MemberLookupQuerySchema(PageArgs):
     nik = ma.fields.String(required=True, validate=identity_rule(parse_nik), metadata=NIK)
 
 
+class MemberSearchSchema(Schema):
+    """A NIK to look up, in the body: URLs end up in proxy and server logs, bodies do not."""
+
+    nik = ma.fields.String(required=True, validate=identity_rule(parse_nik), metadata=NIK)
+
+
 class MembershipSchema(Output):
     member_id = ma.fields.UUID(attribute="id")
     nik = Masked(metadata=MASKED)

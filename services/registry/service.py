@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from services.registry import demo, handlers, models
 from services.registry.cli import regions
 from services.registry.groups import GROUP_WORKFLOW
-from services.registry.tasks import REQUEUE_STALLED_IMPORTS
+from services.registry.tasks import PURGE_IMPORT_FILES, REQUEUE_STALLED_IMPORTS
 from shared.events.tasks import define_event_tasks, event_log_purge
 from shared.service import PeriodicTask, Service
 
@@ -27,6 +29,8 @@ SERVICE = Service(
         # The API's send of a new import fails while Redis is down; this sends it again.
         # Expires before the next one, so runs missed while the worker is busy do not pile up.
         PeriodicTask(REQUEUE_STALLED_IMPORTS, 60.0, expires=55),
+        # Raw files hold every row's full NIK and No. KK: kept only while they may be needed.
+        PeriodicTask(PURGE_IMPORT_FILES, crontab(hour=3, minute=0)),
     ),
     commands=(regions,),
     workflows=(GROUP_WORKFLOW,),

@@ -8,11 +8,17 @@ import io
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from datetime import time as clock_time
 
 from shared.errors import InvalidInput
+
+# Bounds that keep one upload from taking a worker or the API for minutes, or gigabytes.
+MAX_ROWS = 250_001  # the header and 250,000 members, above any real programme's import
+MAX_XLSX_UNPACKED_BYTES = 256 * 2**20
+MAX_COMPRESSION_RATIO = 100
 
 REQUIRED_COLUMNS = ("group_name", "village_code", "nik", "kk_number", "name", "phone", "role")
 OPTIONAL_COLUMNS = (
@@ -124,6 +130,12 @@ class Sheet:
             yield from self._xlsx_rows()
 
     def _csv_rows(self) -> Iterator[tuple[int, tuple]]:
+        for number, record in self._csv_records():
+            if number > MAX_ROWS:
+                raise _too_many_rows()
+            yield number, record
+
+    def _csv_records(self) -> Iterator[tuple[int, tuple]]:
         assert self._text is not None
         first_line = self._text.split("\n", 1)[0]
         # Excel in an Indonesian locale saves "CSV" with semicolons (the comma is the
@@ -140,6 +152,7 @@ class Sheet:
     def _xlsx_rows(self) -> Iterator[tuple[int, tuple]]:
         import openpyxl
 
+        _check_archive(self.content)
         try:
             workbook = openpyxl.load_workbook(
                 io.BytesIO(self.content), read_only=True, data_only=True
@@ -149,9 +162,16 @@ class Sheet:
                 # The stored dimensions are often wrong (files written by other tools); read
                 # what the sheet actually holds.
                 sheet.reset_dimensions()
-                yield from enumerate(sheet.iter_rows(min_row=1, values_only=True), 1)
+                for number, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1):
+                    if number > MAX_ROWS:
+                        # A sheet may declare a row far away (r="20000000"): reading up to it
+                        # would take the worker for minutes.
+                        raise _TooManyRows()
+                    yield number, row
             finally:
                 workbook.close()
+        except _TooManyRows:
+            raise _too_many_rows() from None
         except Exception as exc:
             # A damaged workbook fails in zipfile, XML parsing or openpyxl itself.
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
@@ -198,6 +218,37 @@ class Sheet:
                     record[name] = cell
             if record:
                 yield number, record
+
+
+class _TooManyRows(Exception):
+    pass
+
+
+def _too_many_rows():
+    return file_error(
+        f"the file has more than {MAX_ROWS - 1:,} data rows; split it into smaller files"
+    )
+
+
+def _check_archive(content: bytes) -> None:
+    """Refuse a workbook that would unpack into far more than it weighs (a zip bomb)."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(content)).infolist()
+    except zipfile.BadZipFile as exc:
+        raise file_error(f"the file is not a readable XLSX workbook ({exc})") from None
+    total = sum(m.file_size for m in members)
+    if total > MAX_XLSX_UNPACKED_BYTES:
+        raise file_error(
+            f"the workbook unpacks to {total // 2**20} MiB, more than "
+            f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MiB; save it as CSV UTF-8"
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > 2**20 and ratio > MAX_COMPRESSION_RATIO:
+            raise file_error(
+                f"the workbook's part {member.filename} is compressed {ratio:.0f} to 1, "
+                "which no spreadsheet needs; save the file again as .xlsx or CSV UTF-8"
+            )
 
 
 def inspect_upload(filename: str, content: bytes) -> tuple[str, int]:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from celery import Celery, shared_task
 
 from services.registry.groups import Rules
 from services.registry.import_run import process_import
-from services.registry.imports import stalled_imports
+from services.registry.imports import purge_import_files, stalled_imports
+from shared.config import env_int
 from shared.service import task_context
 
 log = logging.getLogger(__name__)
 
 PROCESS_IMPORT = "registry.process_import"
 REQUEUE_STALLED_IMPORTS = "registry.requeue_stalled_imports"
+PURGE_IMPORT_FILES = "registry.purge_import_files"
 # A queued import may only be waiting behind a long one; re-send it at most this often.
 REQUEUE_EVERY_SECONDS = 300
 
@@ -61,3 +64,13 @@ def requeue_stalled_imports() -> int:
         log.warning("stalled import sent again", extra={"import_id": str(import_id)})
         sent += 1
     return sent
+
+
+@shared_task(name=PURGE_IMPORT_FILES)
+def purge_import_files_task() -> int:
+    """Drop the raw files of imports finished more than KUBE_IMPORT_FILE_RETENTION_DAYS ago."""
+    context = task_context("registry")
+    days = env_int("KUBE_IMPORT_FILE_RETENTION_DAYS", 7)
+    purged = purge_import_files(context.db, kept_for=timedelta(days=days))
+    log.info("import files purged", extra={"count": purged, "kept_days": days})
+    return purged

@@ -432,3 +432,85 @@ def test_an_import_the_api_could_not_send_is_accepted_and_sent_again_later(
 
     assert wait_until(done, timeout=60)["groups_created"] == 1
     assert groups_named(name)[0]["member_count"] == 5
+
+
+def _workbook_bytes(workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _with_sheet_xml(content: bytes, sheet_xml: bytes) -> bytes:
+    """The workbook `content` with its first sheet's XML replaced."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(content))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = sheet_xml
+            target.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+def _header_workbook() -> bytes:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(COLUMNS)
+    return _workbook_bytes(workbook)
+
+
+def test_a_workbook_declaring_a_far_away_row_is_refused_quickly(upload):
+    import time
+
+    header = "".join(
+        f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{name}</t></is></c>'
+        for i, name in enumerate(COLUMNS)
+    )
+    far = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<sheetData><row r="1">{header}</row>'
+        '<row r="20000000"><c r="A20000000" t="inlineStr"><is><t>x</t></is></c></row>'
+        "</sheetData></worksheet>"
+    ).encode()
+    started = time.monotonic()
+    response = upload(_with_sheet_xml(_header_workbook(), far), "bom.xlsx")
+    assert response.status_code == 422
+    assert "more than 250,000 data rows" in response.json["errors"][0]["message"]
+    assert time.monotonic() - started < 20
+
+
+def test_a_workbook_that_unpacks_far_beyond_its_size_is_refused(upload):
+    bomb = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b"<sheetData>" + b" " * (50 * 2**20) + b"</sheetData></worksheet>"
+    )
+    content = _with_sheet_xml(_header_workbook(), bomb)
+    assert len(content) < 2**20  # a small upload...
+    response = upload(content, "bomb.xlsx")
+    assert response.status_code == 422  # ...that would unpack to 50 MiB of one part
+    assert "compressed" in response.json["errors"][0]["message"]
+
+
+def test_raw_files_of_finished_imports_are_purged_after_their_retention(
+    apps, upload, finished, unique
+):
+    from services.registry.imports import purge_import_files
+    from services.registry.models import Import
+
+    result = finished(upload(csv_file(group_rows(unique()))))
+    db = apps["registry"].extensions["kube"].db
+    assert purge_import_files(db, kept_for=timedelta(days=7)) == 0  # still within its days
+    with db.transaction() as session:
+        session.execute(
+            update(Import)
+            .where(Import.id == uuid.UUID(result["id"]))
+            .values(finished_at=Import.finished_at - timedelta(days=8))
+        )
+    assert purge_import_files(db, kept_for=timedelta(days=7)) == 1
+    with db.transaction() as session:
+        job = session.get(Import, uuid.UUID(result["id"]))
+        assert job.content == b"" and job.groups_created == 1

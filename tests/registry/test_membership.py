@@ -340,3 +340,24 @@ def test_a_members_village_outside_the_groups_district_is_422(make_group, add_me
     response = add_member(make_group()["id"], village_code="6472021001")
     assert response.status_code == 422
     assert "district" in response.json["errors"][0]["message"]
+
+
+def test_a_nik_can_be_looked_up_without_putting_it_in_a_url(clients, auth, make_group, add_member):
+    group = make_group()
+    nik = make_nik()
+    add_member(group["id"], nik=nik)
+    found = clients["registry"].post(
+        "/api/v1/members/search?page_size=5",
+        json={"nik": nik},
+        headers=auth("verifikator", region="6472"),
+    )
+    assert found.status_code == 200 and found.json["total"] == 1
+    assert found.json["items"][0]["group_id"] == group["id"]
+    bad = clients["registry"].post(
+        "/api/v1/members/search", json={"nik": "123"}, headers=auth("verifikator")
+    )
+    assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "nik"
+    refused = clients["registry"].post(
+        "/api/v1/members/search", json={"nik": nik}, headers=auth("pendamping")
+    )
+    assert refused.status_code == 403

@@ -214,3 +214,21 @@ def test_rs256_needs_an_audience_and_an_issuer_to_start(platform_env):
     public = _public_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     with pytest.raises(RuntimeError, match="KUBE_JWT_AUDIENCE and KUBE_JWT_ISSUER"):
         create_app(load_settings("grants", jwt_secret=None, jwt_public_key=public))
+
+
+def test_a_revoked_token_is_refused_everywhere(clients, apps, token, platform_env):
+    revoked = token("admin", sub="leaked")
+    jti = jwt.decode(revoked, options={"verify_signature": False})["jti"]
+    headers = {"Authorization": f"Bearer {revoked}"}
+    assert clients["registry"].get("/api/v1/groups", headers=headers).status_code == 200
+    result = CliRunner().invoke(main, ["revoke-token", jti])
+    assert result.exit_code == 0, result.output
+    for service in ("registry", "grants", "notifications"):
+        response = clients[service].get("/api/v1/dead-letters", headers=headers)
+        assert response.status_code == 401 and "revoked" in response.json["detail"]
+    assert (
+        clients["registry"]
+        .get("/api/v1/groups", headers={"Authorization": f"Bearer {token('admin', sub='leaked')}"})
+        .status_code
+        == 200
+    )  # another token of the same user still works

@@ -90,3 +90,14 @@ def test_two_simultaneous_requests_with_one_key_act_once(apps, auth, unique):
         thread.join()
     assert sorted(statuses) in ([201, 201], [201, 409])
     assert groups_named(apps, name) == 1
+
+
+def test_a_key_replays_only_to_a_caller_with_the_same_rights(clients, auth, apps, unique):
+    name, key = unique(), str(uuid.uuid4())
+    first = post_group(clients, auth("pendamping", region="6472", sub="same"), name, key)
+    assert first.status_code == 201
+    # The same user and key, but a token for another region: no replay of the first answer.
+    other = post_group(clients, auth("pendamping", region="6471", sub="same"), name, key)
+    assert other.status_code == 422
+    assert "Idempotency-Key" in {e["field"] for e in other.json["errors"]}
+    assert groups_named(apps, name) == 1

@@ -26,6 +26,7 @@ from services.registry.schemas import (
     MemberLookupQuerySchema,
     MemberPatchSchema,
     MemberSchema,
+    MemberSearchSchema,
     MembershipSchema,
     PersonalDataAccessQuerySchema,
     PersonalDataAccessSchema,
@@ -131,14 +132,29 @@ class MemberLookup(MethodView):
     @blp.response(200, page_of(MembershipSchema))
     @blp.operation("find_memberships", roles=LOOKUP_ROLES)
     def get(self, args):
-        """Find a person's groups by NIK, current membership first (verifiers)."""
-        principal = current_principal()
-        return paginate(
-            current_context().db.session,
-            memberships_of(args["nik"], principal.scope),
-            args["page"],
-            args["page_size"],
-        )
+        """Find a person's groups by NIK (verifiers). Prefer POST /members/search, which keeps
+        the NIK out of URLs and so out of proxy logs."""
+        return _memberships(args["nik"], args)
+
+
+@blp.route("/members/search")
+class MemberSearch(MethodView):
+    @blp.arguments(MemberSearchSchema)
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(MembershipSchema))
+    @blp.operation("search_memberships", roles=LOOKUP_ROLES)
+    def post(self, body, args):
+        """Find a person's groups by the NIK in the body, current membership first."""
+        return _memberships(body["nik"], args)
+
+
+def _memberships(nik: str, page: dict):
+    return paginate(
+        current_context().db.session,
+        memberships_of(nik, current_principal().scope),
+        page["page"],
+        page["page_size"],
+    )
 
 
 @blp.route("/personal-data-access")
