@@ -22,9 +22,9 @@ from services.registry.import_check import (
 )
 from services.registry.membership import register_group_with_members
 from services.registry.models import Group, Import
-from services.registry.spreadsheet import Sheet
+from services.registry.spreadsheet import NO_DATA_ROWS, Sheet, file_error
 from shared.db import Database, utcnow
-from shared.errors import DomainError
+from shared.errors import DomainError, InvalidInput
 from shared.events.outbox import Outbox
 from shared.logs import mask_personal_data
 from shared.scope import RegionScope
@@ -155,7 +155,13 @@ class _ImportRun:
         sheet = Sheet(self.job.file_format, self.job.content)
         # First pass: where each group's last row is, so the second pass can write a group
         # as soon as it is complete and keep only unfinished groups in memory.
-        last_row = {group_key(record): number for number, record in sheet.records()}
+        last_row, total = {}, 0
+        for number, record in sheet.records():
+            last_row[group_key(record)] = number
+            total += 1
+        if total == 0:
+            raise file_error(NO_DATA_ROWS)
+        self._save_total(total)
         pending: dict[tuple[str, str], list] = {}
         seen_niks: dict[str, int] = {}
         # A redelivered run skips the groups the crashed one saved, in the same order.
@@ -246,6 +252,10 @@ class _ImportRun:
             )
         self.progress.mark_saved()
 
+    def _save_total(self, total: int) -> None:
+        with self.db.transaction() as session:
+            session.execute(update(Import).where(Import.id == self.job.id).values(total_rows=total))
+
     def finish(self) -> None:
         self._save_progress(status="done", finished_at=utcnow())
 
@@ -269,7 +279,7 @@ def _start(db: Database, import_id: uuid.UUID) -> _Job | None:
         )
 
 
-def _fail(db: Database, import_id: uuid.UUID, exc: Exception) -> None:
+def _fail(db: Database, import_id: uuid.UUID, exc: Exception, detail: str | None = None) -> None:
     # Database errors quote the values they choke on; never store a NIK in full.
     message = mask_personal_data(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
     with db.transaction() as session:
@@ -279,7 +289,7 @@ def _fail(db: Database, import_id: uuid.UUID, exc: Exception) -> None:
             .values(
                 status="failed",
                 finished_at=utcnow(),
-                error=f"The import stopped on an unexpected error: {message}",
+                error=detail or f"The import stopped on an unexpected error: {message}",
             )
         )
 
@@ -301,6 +311,10 @@ def process_import(db: Database, outbox: Outbox, import_id: uuid.UUID, rules: Ru
             try:
                 run.run()
                 run.finish()
+            except InvalidInput as exc:
+                # What only reading the whole file shows (a workbook's rows): the user's to fix.
+                _fail(db, import_id, exc, detail=exc.detail)
+                return
             except Exception as exc:
                 log.exception("import failed", extra={"import_id": str(import_id)})
                 _fail(db, import_id, exc)

@@ -41,7 +41,8 @@ def create_import(
         region_scope=scope.prefix,
         created_by=actor,
         created_at=utcnow(),
-        total_rows=rows,
+        # A workbook's rows are counted by the worker (0 until then).
+        total_rows=rows or 0,
         processed_rows=0,
         groups_created=0,
         groups_unchanged=0,

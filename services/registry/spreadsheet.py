@@ -251,10 +251,20 @@ def _check_archive(content: bytes) -> None:
             )
 
 
-def inspect_upload(filename: str, content: bytes) -> tuple[str, int]:
-    """Check that an upload can be imported; return its format and its number of data rows."""
+NO_DATA_ROWS = "the file has a header but no data rows"
+
+
+def inspect_upload(filename: str, content: bytes) -> tuple[str, int | None]:
+    """Check that an upload can be imported; return its format and its number of data rows.
+
+    A CSV is text already in memory and is counted here. A workbook is checked here only as
+    far as its archive and header: parsing all of it is the worker's job, within the task's
+    time and memory limits, and it counts the rows then (None until it does)."""
     file_format = _detect_format(filename, content)
-    count = sum(1 for _ in Sheet(file_format, content).records())
+    sheet = Sheet(file_format, content)
+    if file_format == "xlsx":
+        return file_format, None
+    count = sum(1 for _ in sheet.records())
     if count == 0:
-        raise file_error("the file has a header but no data rows")
+        raise file_error(NO_DATA_ROWS)
     return file_format, count

@@ -35,7 +35,17 @@ def enqueue_import(celery_app: Celery, queue: str, import_id: uuid.UUID) -> None
     )
 
 
-@shared_task(name=PROCESS_IMPORT, bind=True)
+# A run longer than this is stopped (the import ends as failed, saying so), so no file can
+# hold the registry's worker for good.
+IMPORT_TIME_LIMIT_SECONDS = env_int("KUBE_IMPORT_TIME_LIMIT_SECONDS", 3600)
+
+
+@shared_task(
+    name=PROCESS_IMPORT,
+    bind=True,
+    soft_time_limit=IMPORT_TIME_LIMIT_SECONDS,
+    time_limit=IMPORT_TIME_LIMIT_SECONDS + 60,
+)
 def process_import_task(self, import_id: str) -> None:
     """Create the groups of one uploaded file."""
     context = task_context("registry")
