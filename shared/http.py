@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from shared.api import REQUEST_ID_PATTERN, ContractApi
 from shared.auth import TokenVerifier, init_auth
@@ -231,16 +231,30 @@ def _init_unit_of_work(app: Flask, context: ServiceContext) -> None:
             return response
         session = context.db.session
         if response.status_code >= 400:
-            session.rollback()
+            _rollback_quietly(session)
             return response
         try:
             session.commit()
         except DBAPIError as exc:
-            session.rollback()
+            _rollback_quietly(session)
+            return handle_database_unreachable(exc)
+        except SQLAlchemyError as exc:
+            # e.g. a session whose connection died earlier in the request: as unreachable.
+            _rollback_quietly(session)
             return handle_database_unreachable(exc)
         for callback in g.pop("kube_after_commit", []):
             callback()
         return response
+
+
+def _rollback_quietly(session) -> None:
+    """Roll back; on a connection that is already gone there is nothing left to undo."""
+    try:
+        session.rollback()
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).warning(
+            "rollback on a lost connection", extra={"error": type(exc).__name__}
+        )
 
 
 def _buffer_streamed_body(limit: int) -> None:

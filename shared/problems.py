@@ -6,7 +6,13 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, json
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+    SQLAlchemyError,
+)
 from werkzeug.exceptions import HTTPException
 
 from shared import errors
@@ -115,12 +121,14 @@ def handle_domain_error(error: errors.DomainError) -> Response:
     return response
 
 
-def handle_database_unreachable(error: DBAPIError) -> Response:
+def handle_database_unreachable(error: SQLAlchemyError) -> Response:
     """A connection lost mid-request (a restart, a terminated backend) is a 503 to retry; the
-    pool drops the dead connection and the next request gets a fresh one."""
-    if not isinstance(error, OperationalError | InterfaceError) and not getattr(
+    pool drops the dead connection and the next request gets a fresh one. A session left
+    unusable by such a loss earlier in the request (PendingRollbackError) is one too."""
+    lost = isinstance(error, OperationalError | InterfaceError | PendingRollbackError) or getattr(
         error, "connection_invalidated", False
-    ):
+    )
+    if not lost:
         return handle_unexpected(error)
     current_app.logger.warning(
         "database unreachable", extra={"error": type(getattr(error, "orig", error)).__name__}
@@ -147,5 +155,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_unreachable)
+    app.register_error_handler(PendingRollbackError, handle_database_unreachable)
     app.register_error_handler(RecursionError, handle_too_deep)
     app.register_error_handler(Exception, handle_unexpected)
