@@ -3,16 +3,17 @@ the first answer again instead of acting twice."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 
 from flask import Flask, Response, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, Malformed
-from shared.problems import handle_domain_error, problem
+from shared.problems import handle_database_unreachable, handle_domain_error, problem
 
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
@@ -77,15 +78,23 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
         # The request's own session: the answer commits with the change (the unit of work
         # commits after this hook), so a retry never finds a change without its answer.
         session = db.session
-        row = session.get(model, identity)
-        if row is not None:
-            row.status_code = response.status_code
-            row.body = response.get_data(as_text=True)
-            row.headers = {
-                h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
-            }
-            if not g.get("kube_commit"):
-                session.commit()  # a POST that changed nothing else still keeps its answer
+        try:
+            row = session.get(model, identity)
+            if row is not None:
+                row.status_code = response.status_code
+                row.body = response.get_data(as_text=True)
+                row.headers = {
+                    h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
+                }
+                if not g.get("kube_commit"):
+                    session.commit()  # a POST that changed nothing else still keeps its answer
+        except SQLAlchemyError as exc:
+            # The connection died before the change committed: nothing is kept, and the
+            # client may retry with the same key.
+            g.kube_commit = False
+            with contextlib.suppress(SQLAlchemyError):  # gone with its connection
+                session.rollback()
+            return handle_database_unreachable(exc)
         return response
 
     @app.errorhandler(IntegrityError)
