@@ -137,7 +137,7 @@ def catch_up(
         position = Position.parse(items[-1]["position"])
         if len(items) < page_size:
             break
-    _save(context, result, error=None)
+    _save(context, result)
     if result.resent:
         log.warning(
             "catch-up sent events the broker had not delivered",
@@ -193,7 +193,7 @@ def _new_cursor(context, producer: str):
     )
 
 
-def _save(context, result: CatchUp, error: str | None) -> None:
+def _save(context, result: CatchUp) -> None:
     with context.db.transaction() as session:
         cursor = session.get(context.tables.cursors, result.producer, with_for_update=True)
         if cursor is None:
@@ -209,4 +209,4 @@ def _save(context, result: CatchUp, error: str | None) -> None:
         cursor.unsettled = result.unsettled
         cursor.resent = (cursor.resent or 0) + result.resent
         cursor.checked_at = utcnow()
-        cursor.error = error
+        cursor.error = None  # this pass succeeded

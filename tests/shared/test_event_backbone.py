@@ -173,8 +173,8 @@ def test_redis_down_at_commit_loses_nothing(apps, auth, relay, platform_env, uni
     wait_until(lambda: projected(apps, group_id) == (name, name))
 
 
-def test_redelivered_event_changes_nothing_the_second_time(apps, clients, auth, relay, unique):
-    name = unique()
+def delivered_group(apps, clients, auth, relay, name: str) -> tuple[dict, dict]:
+    """A group registered and projected by grants, with the envelope of its event."""
     group = register_group(clients, auth, name)
     relay()
     wait_until(lambda: projected(apps, group["id"]) == (name, name))
@@ -183,6 +183,12 @@ def test_redelivered_event_changes_nothing_the_second_time(apps, clients, auth, 
             text("SELECT envelope FROM outbox_events WHERE id = :id"),
             {"id": outbox_row(apps, group["id"])},
         ).scalar()
+    return group, envelope
+
+
+def test_redelivered_event_changes_nothing_the_second_time(apps, clients, auth, relay, unique):
+    name = unique()
+    group, envelope = delivered_group(apps, clients, auth, relay, name)
 
     # The same event id again, even with a payload that would change the projection.
     changed = {
@@ -392,14 +398,7 @@ def test_an_event_not_signed_by_a_producer_is_refused_and_dead_lettered(
     from shared.events.signing import sign
 
     name = unique()
-    group = register_group(clients, auth, name)
-    relay()
-    wait_until(lambda: projected(apps, group["id"]) == (name, name))
-    with apps["registry"].extensions["kube"].db.transaction() as session:
-        envelope = session.execute(
-            text("SELECT envelope FROM outbox_events WHERE id = :id"),
-            {"id": outbox_row(apps, group["id"])},
-        ).scalar()
+    group, envelope = delivered_group(apps, clients, auth, relay, name)
     forged = {
         **envelope,
         "id": str(uuid.uuid4()),
