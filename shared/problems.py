@@ -111,6 +111,17 @@ def handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+def problem_body(error: errors.DomainError) -> dict:
+    """A domain error as a problem document's members (an item of a bulk answer, too)."""
+    status, title = status_of(error)
+    body = {"type": "about:blank", "title": title, "status": status}
+    if error.detail:
+        body["detail"] = error.detail
+    extra = {"errors": error.errors, **error.extra}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
 def handle_domain_error(error: errors.DomainError) -> Response:
     status, title = status_of(error)
     response = problem(status, title, error.detail, errors=error.errors, **error.extra)

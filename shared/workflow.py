@@ -42,6 +42,20 @@ class Transition:
     description: str = ""
 
 
+def guard_failures(guards: Iterable[Guard], subject: Any, context: Any) -> list[dict]:
+    """Every failure of every guard, each named by its guard (the `errors` of a 409)."""
+    return [
+        {
+            "guard": guard.name,
+            **({"field": f.field} if f.field else {}),
+            "message": f.message,
+            "message_id": f.message_id,
+        }
+        for guard in guards
+        for f in guard.check(subject, context)
+    ]
+
+
 class IllegalTransition(Conflict):
     """The action is not possible from the subject's current state."""
 
@@ -86,9 +100,9 @@ class Workflow:
     def actions_from(self, state: str) -> list[str]:
         return sorted(a for (s, a) in self._index if s == state)
 
-    def apply(self, subject: Any, action: str, roles: Iterable[str], context: Any = None):
-        """Take `action` on `subject`: check roles, state and every guard, then move the state
-        and run the effects. Returns the transition taken; raises a domain error otherwise."""
+    def check(self, subject: Any, action: str, roles: Iterable[str]) -> Transition:
+        """The transition `action` takes from the subject's state for one of `roles`, before any
+        guard runs; ActionNotPermitted (role) or IllegalTransition (state) otherwise."""
         roles = set(roles)
         takers = {r for t in self.transitions if t.action == action for r in t.roles}
         if not takers:
@@ -111,16 +125,14 @@ class Workflow:
                 f"From {state}, {action} needs one of the roles: "
                 f"{', '.join(sorted(transition.roles))}."
             )
-        failures = [
-            {
-                "guard": guard.name,
-                **({"field": f.field} if f.field else {}),
-                "message": f.message,
-                "message_id": f.message_id,
-            }
-            for guard in transition.guards
-            for f in guard.check(subject, context)
-        ]
+        return transition
+
+    def apply(self, subject: Any, action: str, roles: Iterable[str], context: Any = None):
+        """Take `action` on `subject`: check roles, state and every guard, then move the state
+        and run the effects. Returns the transition taken; raises a domain error otherwise."""
+        transition = self.check(subject, action, roles)
+        state = getattr(subject, self.state_attribute)
+        failures = guard_failures(transition.guards, subject, context)
         if failures:
             raise GuardsFailed(
                 f"The {self.name} cannot {action} yet.", errors=failures, status_now=state

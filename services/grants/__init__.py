@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the grant service's Flask app (web code is imported here, not by the worker)."""
-    from services.grants.api import groups
+    from services.grants.api import batches, calendar, decrees, grants, groups, programs, workflows
     from services.grants.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
@@ -24,5 +24,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE grants",
         description="UEP grant applications and their approval workflow.",
-        blueprints=[groups.blp, dead_letter_blueprint(), event_blueprint()],
+        blueprints=[
+            programs.blp,
+            grants.blp,
+            decrees.blp,
+            batches.blp,
+            workflows.blp,
+            calendar.blp,
+            groups.blp,
+            dead_letter_blueprint(),
+            event_blueprint(),
+        ],
+        upload_endpoints=frozenset({"batches.BatchResult"}),
     )

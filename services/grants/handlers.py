@@ -30,6 +30,7 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
                 for m in group["members"]
                 if m["role"] in OFFICER_ROLES
             },
+            "bank_account": group.get("bank_account"),
             "updated_at": utcnow(),
         },
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.grants import handlers, models
+from services.grants.cli import grants
+from services.grants.definitions import shipped_routes
+from services.grants.tasks import ANNOUNCE_DEADLINES
 from shared.events.tasks import define_event_tasks, event_catch_up, event_log_purge
-from shared.service import Service
+from shared.service import PeriodicTask, Service
 
 NAME = "grants"
 
@@ -27,7 +30,14 @@ SERVICE = Service(
     handlers=handlers.HANDLERS,
     # Group events come from the registry; its feed fills in what the broker loses.
     event_sources=("registry",),
-    periodic_tasks=(event_log_purge(NAME), event_catch_up(NAME)),
+    periodic_tasks=(
+        event_log_purge(NAME),
+        event_catch_up(NAME),
+        # Each missed deadline is announced once (the table's key), so runs may overlap.
+        PeriodicTask(ANNOUNCE_DEADLINES, 300.0, expires=290),
+    ),
+    commands=(grants,),
+    workflows=shipped_routes(),
 )
 
 define_event_tasks(NAME)

@@ -49,6 +49,8 @@ def group_snapshot(group: Group, members: list[Member]) -> dict:
         "business_type": group.business_type,
         "member_count": len(members),
         "members": [member_snapshot(m) for m in members],
+        # The grant service pays the grant to this account, and to no other.
+        "bank_account": _bank_account(group),
     }
 
 

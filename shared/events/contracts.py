@@ -23,6 +23,14 @@ class MemberSnapshot(ma.Schema):
     language = ma.fields.String(load_default="id", validate=ma.validate.OneOf(LANGUAGES))
 
 
+class BankAccountSnapshot(ma.Schema):
+    """The group's account, which only the grant service's disbursement reads in full."""
+
+    bank_name = ma.fields.String(required=True)
+    account_number = ma.fields.String(required=True)
+    account_holder = ma.fields.String(required=True)
+
+
 class GroupSnapshot(ma.Schema):
     """A group's state after the change; `version` grows with every change, so consumers
     apply a snapshot only when it is newer than what they hold (events may arrive out of order)."""
@@ -35,6 +43,8 @@ class GroupSnapshot(ma.Schema):
     business_type = ma.fields.String(required=True, allow_none=True)
     member_count = ma.fields.Integer(required=True)
     members = ma.fields.List(ma.fields.Nested(MemberSnapshot), required=True)
+    # Absent in snapshots written before accounts travelled with the group.
+    bank_account = ma.fields.Nested(BankAccountSnapshot, load_default=None, allow_none=True)
 
 
 class GroupEvent(ma.Schema):
@@ -48,6 +58,85 @@ class GroupStatusChanged(GroupEvent):
 
 class MemberEvent(GroupEvent):
     member = ma.fields.Nested(MemberSnapshot, required=True)
+
+
+GRANT_STAGES = (
+    "draft",
+    "submitted",
+    "verified",
+    "recommended",
+    "approved",
+    "disbursed",
+    "reported",
+    "report_accepted",
+    "monitored",
+    "closed",
+    "rejected",
+    "cancelled",
+)
+
+
+class GrantSnapshot(ma.Schema):
+    """An application's state after the change; `version` grows with every step."""
+
+    grant_id = ma.fields.UUID(required=True)
+    version = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    program_id = ma.fields.UUID(required=True)
+    group_id = ma.fields.UUID(required=True)
+    group_name = ma.fields.String(required=True)
+    region_code = ma.fields.String(required=True)
+    stage = ma.fields.String(required=True)
+    amount = ma.fields.Integer(required=True, metadata={"description": "whole rupiah"})
+    workflow_key = ma.fields.String(required=True)
+    workflow_version = ma.fields.Integer(required=True)
+    due_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+
+
+class GrantEvent(ma.Schema):
+    grant = ma.fields.Nested(GrantSnapshot, required=True)
+
+
+class GrantCreated(GrantEvent):
+    actor_role = ma.fields.String(required=True)
+
+
+class GrantStageChanged(GrantEvent):
+    from_ = ma.fields.String(data_key="from", required=True)
+    to = ma.fields.String(required=True)
+    action = ma.fields.String(required=True)
+    actor_role = ma.fields.String(required=True)
+    comment = ma.fields.String(required=True, allow_none=True)
+    decree_id = ma.fields.UUID(load_default=None, allow_none=True)
+
+
+class GrantDisbursed(GrantEvent):
+    amount = ma.fields.Integer(required=True)
+    transfer_reference = ma.fields.String(required=True)
+    transfer_date = ma.fields.Date(required=True)
+    report_due_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+
+
+class GrantDeadline(GrantEvent):
+    """A stage's deadline passed (or, for grant.report_due, draws near) with no step taken."""
+
+    stage = ma.fields.String(required=True)
+    due_at = ma.fields.AwareDateTime(required=True)
+    responsible_role = ma.fields.String(required=True)
+
+
+class DecreeFailure(ma.Schema):
+    grant_id = ma.fields.UUID(required=True)
+    guards = ma.fields.List(ma.fields.String(), required=True)
+
+
+class DecreeIssued(ma.Schema):
+    decree_id = ma.fields.UUID(required=True)
+    number = ma.fields.String(required=True)
+    decree_date = ma.fields.Date(required=True)
+    signer = ma.fields.String(required=True)
+    region_code = ma.fields.String(required=True)
+    approved = ma.fields.List(ma.fields.UUID(), required=True)
+    failed = ma.fields.List(ma.fields.Nested(DecreeFailure), required=True)
 
 
 @dataclass(frozen=True)
@@ -66,6 +155,12 @@ CONTRACTS: dict[str, Contract] = {
         Contract("member.added", 1, MemberEvent),
         Contract("member.updated", 1, MemberEvent),
         Contract("member.removed", 1, MemberEvent),
+        Contract("grant.created", 1, GrantCreated),
+        Contract("grant.stage_changed", 1, GrantStageChanged),
+        Contract("grant.disbursed", 1, GrantDisbursed),
+        Contract("grant.deadline_passed", 1, GrantDeadline),
+        Contract("grant.report_due", 1, GrantDeadline),
+        Contract("decree.issued", 1, DecreeIssued),
     )
 }
 

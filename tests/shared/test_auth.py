@@ -28,6 +28,8 @@ def protected_routes(app):
         path = rule.rule
         for argument in rule.arguments:
             path = path.replace(f"<uuid:{argument}>", str(uuid.uuid4()))
+            path = path.replace(f"<int:{argument}>", "2026")
+            path = path.replace(f"<string:{argument}>", "regional")
             path = path.replace(f"<{argument}>", "1")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, path
