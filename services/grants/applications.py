@@ -16,7 +16,8 @@ from services.grants.budget import lock_program
 from services.grants.calendar import WorkingCalendar, end_of_day, local_date
 from services.grants.guards import BUDGET_EFFECTS, Step, amount_limit
 from services.grants.inputs import action_data
-from services.grants.models import FINAL_STAGES, Grant, GroupProjection, Program
+from services.grants.models import FINAL_STAGES, AuditRecord, Grant, GroupProjection, Program
+from services.grants.programs import visible_programs
 from shared.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from shared.events.outbox import Outbox
 from shared.logs import correlation_id_var
@@ -92,9 +93,7 @@ def list_grants(scope: RegionScope, filters: dict, now: datetime) -> Select:
 
 
 def visible_program(session: Session, program_id: uuid.UUID, scope: RegionScope) -> Program:
-    """A programme the caller's region takes part in (as `programs.visible` decides)."""
-    from services.grants.programs import visible_programs
-
+    """A programme the caller's region takes part in."""
     found = session.scalar(visible_programs(scope).where(Program.id == program_id))
     if found is None:
         raise NotFound("No programme with this id in your region.")
@@ -327,6 +326,5 @@ def overdue(grant: Grant, now: datetime) -> bool:
 
 
 def history_of(grant_id: uuid.UUID) -> Select:
-    from services.grants.models import AuditRecord
 
     return select(AuditRecord).where(AuditRecord.grant_id == grant_id).order_by(AuditRecord.seq)

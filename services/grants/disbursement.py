@@ -72,6 +72,8 @@ def create_batch(
         created_at=utcnow(),
     )
     session.add(batch)
+    # No ORM relationships order the inserts: the batch row goes first.
+    session.flush()
     outcomes: list[dict] = []
     wanted = grant_ids if grant_ids is not None else list(grants)
     for grant_id in dict.fromkeys(wanted):

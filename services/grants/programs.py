@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from services.grants import definitions
 from services.grants.budget import lock_program
+from services.grants.guards import rp
 from services.grants.inputs import DEFAULT_WORKFLOW
 from services.grants.models import Program
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from shared.scope import RegionScope
 
 
@@ -87,13 +88,14 @@ def update_program(
 ) -> Program:
     """Change a programme's name, budget, status or report period (its row locked)."""
     program = find_program(session, program_id, scope)
-    _require_manages(scope, program.region_code)
+    if not (scope.nationwide or (program.region_code or "").startswith(scope.prefix)):
+        raise NotPermitted("Only an office whose region contains the programme may change it.")
     program = lock_program(session, program.id)
     total = changes.get("total_budget")
     if total is not None and total < program.reserved + program.disbursed:
         raise Conflict(
             "The budget cannot fall below what is already reserved and disbursed "
-            f"(Rp {program.reserved + program.disbursed:,}).",
+            f"({rp(program.reserved + program.disbursed)}).",
             errors=[{"field": "total_budget", "message": "below the amount already committed"}],
         )
     for key, value in changes.items():

@@ -58,3 +58,18 @@ def test_a_version_that_jumps_implausibly_far_is_refused(apps):
     with pytest.raises(PermanentError, match="implausibly"):
         apply(apps, group_snapshot(group_id, 10**9, name="KUBE Palsu"))
     assert projection(apps, group_id).name == "KUBE Asli"
+
+
+def test_the_groups_bank_account_is_kept_for_disbursement(apps):
+    from services.grants.models import GroupProjection
+
+    from grant_factories import announce_group
+
+    group_id = announce_group(apps)
+    with apps["grants"].extensions["kube"].db.transaction() as session:
+        kept = session.get(GroupProjection, group_id)
+        assert kept.bank_account == {
+            "bank_name": "BRI",
+            "account_number": "002101000123305",
+            "account_holder": "KUBE Tempe Makmur",
+        }
