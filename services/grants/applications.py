@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from services.grants import audit, definitions
 from services.grants.budget import lock_program
 from services.grants.calendar import WorkingCalendar, end_of_day, local_date
-from services.grants.guards import BUDGET_EFFECTS, Step, amount_limit
+from services.grants.guards import BUDGET_EFFECTS, Step, amount_limit, one_open_application
 from services.grants.inputs import action_data
 from services.grants.models import FINAL_STAGES, AuditRecord, Grant, GroupProjection, Program
 from services.grants.programs import visible_programs
@@ -22,7 +22,7 @@ from shared.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from shared.events.outbox import Outbox
 from shared.logs import correlation_id_var
 from shared.scope import RegionScope
-from shared.workflow import GuardsFailed, guard_failures
+from shared.workflow import GuardFailure, GuardsFailed, guard_failures
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,16 @@ def _group(session: Session, group_id: uuid.UUID) -> GroupProjection | None:
     return session.get(GroupProjection, group_id)
 
 
-def _refuse(failures: list[dict], what: str, stage: str | None = None) -> None:
+def _refuse(failures: list[dict], what: str) -> None:
     if failures:
-        raise GuardsFailed(what, errors=failures, **({"status_now": stage} if stage else {}))
+        raise GuardsFailed(what, errors=failures)
+
+
+def _as_errors(failures, guard: str) -> list[dict]:
+    return [
+        {"guard": guard, "field": f.field, "message": f.message, "message_id": f.message_id}
+        for f in failures
+    ]
 
 
 def create_grant(
@@ -129,7 +136,8 @@ def create_grant(
         group_id=data["group_id"],
         group_name=group.name if group else "",
         region_code=group.region_code if group else "",
-        amount=data.get("amount") or amount_limit(program, group) or 1,
+        # None only for an unknown group, which the group_known guard refuses below.
+        amount=data.get("amount") or amount_limit(program, group),
         business_plan=data["business_plan"],
         requested_items=data.get("requested_items") or [],
         documents=data.get("documents") or {},
@@ -148,9 +156,16 @@ def create_grant(
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(
-            "The group already has an open application in this programme.",
-            errors=[{"field": "group_id", "message": "an open application exists"}],
+        # Another request made one between the guard and this insert.
+        failures = one_open_application(grant, step) or [
+            GuardFailure(
+                "The group already has an open application in this programme.",
+                "Kelompok ini sudah memiliki pengajuan yang masih berjalan pada program ini.",
+                "group_id",
+            )
+        ]
+        raise GuardsFailed(
+            "The application cannot be made.", errors=_as_errors(failures, "one_open_application")
         ) from None
     audit.record_step(
         session,

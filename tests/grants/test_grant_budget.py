@@ -62,3 +62,39 @@ def test_100_concurrent_approvals_on_a_budget_for_50_approve_exactly_50(clients,
         stored = session.scalar(select(Program).where(Program.id == program["id"]))
         assert (stored.reserved, stored.disbursed) == (100_000_000, 0)
         assert ledger_totals(session, stored.id) == {"reserved": 100_000_000, "disbursed": 0}
+
+
+@pytest.mark.commits
+def test_two_simultaneous_applications_of_one_group_make_one(clients, auth, apps):
+    office = Office(clients["grants"], auth)
+    program = office.program(name="UEP uji pengajuan ganda")
+    group_id = announce_group(apps, region_code=ELSEWHERE)
+    start = threading.Barrier(8)
+    answers: list[tuple[int, dict]] = []
+
+    def apply() -> None:
+        client = apps["grants"].test_client()
+        start.wait(30)
+        response = client.post(
+            "/api/v1/grants",
+            json={
+                "program_id": program["id"],
+                "group_id": str(group_id),
+                "business_plan": "Ternak ayam petelur",
+            },
+            headers=office.headers("pendamping"),
+        )
+        answers.append((response.status_code, response.json))
+
+    threads = [threading.Thread(target=apply) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    codes = sorted(code for code, _ in answers)
+    assert codes == [201] + [409] * 7, answers
+    assert all(
+        [e["guard"] for e in body["errors"]] == ["one_open_application"]
+        for code, body in answers
+        if code == 409
+    )
