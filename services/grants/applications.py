@@ -151,9 +151,10 @@ def create_grant(
     )
     step = Step(session, program, group, actor.sub, actor.roles, actor.scope, now)
     _refuse(guard_failures(route.create_guards, grant, step), "The application cannot be made.")
-    session.add(grant)
     try:
+        # Added inside the savepoint, so a refused insert leaves nothing pending behind.
         with session.begin_nested():
+            session.add(grant)
             session.flush()
     except IntegrityError:
         # Another request made one between the guard and this insert.
