@@ -248,6 +248,8 @@ def run_platform(seed_demo: bool = True) -> None:
         _wait_ready(urls, children)
         admin = issue_token(env["KUBE_JWT_SECRET"], sub="local-admin", roles=["admin"], region="*")
         if seed_demo:
+            # Seeders that act as several people sign their tokens with it (grants' demo).
+            os.environ["KUBE_JWT_SECRET"] = env["KUBE_JWT_SECRET"]
             for service in SERVICES:
                 if service.seed_demo:
                     service.seed_demo(urls, admin)

@@ -72,7 +72,8 @@ def create_batch(
         created_at=utcnow(),
     )
     session.add(batch)
-    # No ORM relationships order the inserts: the batch row goes first.
+    # Written before its items: with no relationship() between them, the unit of work
+    # does not order the two inserts, and an item first breaks its foreign key.
     session.flush()
     outcomes: list[dict] = []
     wanted = grant_ids if grant_ids is not None else list(grants)

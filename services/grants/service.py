@@ -1,10 +1,11 @@
-"""The grants service as the platform sees it: tables, migrations, subscriptions, tasks."""
+"""The grants service as the platform sees it: tables, migrations, subscriptions, tasks and
+demo data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.grants import handlers, models
+from services.grants import demo, handlers, models
 from services.grants.cli import grants
 from services.grants.definitions import shipped_routes
 from services.grants.tasks import ANNOUNCE_DEADLINES
@@ -38,6 +39,7 @@ SERVICE = Service(
     ),
     commands=(grants,),
     workflows=shipped_routes(),
+    seed_demo=demo.seed,
 )
 
 define_event_tasks(NAME)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import requests
 
 ROLES = ("ketua", "sekretaris", "bendahara", "anggota", "anggota")
+# Active groups hold the account their grant is paid into (the group's own, never a member's).
 DEMO_GROUPS = [
     {
         "name": "KUBE Tempe Makmur",
@@ -14,6 +15,11 @@ DEMO_GROUPS = [
         "business_type": "tempe",
         "address": "Jl. Pahlawan RT 05",
         "founded_on": "2025-02-17",
+        "bank_account": {
+            "bank_name": "BRI",
+            "account_number": "002101000456307",
+            "account_holder": "KUBE Tempe Makmur",
+        },
         "activate": True,
     },
     {
@@ -22,6 +28,11 @@ DEMO_GROUPS = [
         "business_type": "e-warong",
         "address": "Jl. Sentosa 12",
         "founded_on": "2025-06-02",
+        "bank_account": {
+            "bank_name": "Mandiri",
+            "account_number": "1480012345678",
+            "account_holder": "KUBE Warung Sejahtera",
+        },
         "activate": True,
     },
     {
@@ -31,6 +42,45 @@ DEMO_GROUPS = [
         "address": "Gg. Melati 4",
         "founded_on": "2026-01-20",
         "activate": False,
+    },
+    {
+        "name": "KUBE Ternak Berkah",
+        "region_code": "6472021004",
+        "business_type": "goats",
+        "address": "Jl. Padat Karya RT 12",
+        "founded_on": "2025-03-10",
+        "bank_account": {
+            "bank_name": "Bank Kaltimtara",
+            "account_number": "0011234567",
+            "account_holder": "KUBE Ternak Berkah",
+        },
+        "activate": True,
+    },
+    {
+        "name": "KUBE Manik Lestari",
+        "region_code": "6471011005",
+        "business_type": "crafts",
+        "address": "Jl. Mulawarman 21",
+        "founded_on": "2025-04-22",
+        "bank_account": {
+            "bank_name": "BNI",
+            "account_number": "1234509876",
+            "account_holder": "KUBE Manik Lestari",
+        },
+        "activate": True,
+    },
+    {
+        "name": "KUBE Unggas Jaya",
+        "region_code": "6472031006",
+        "business_type": "poultry",
+        "address": "Gg. Kenanga 7",
+        "founded_on": "2025-08-05",
+        "bank_account": {
+            "bank_name": "BSI",
+            "account_number": "7123456789",
+            "account_holder": "KUBE Unggas Jaya",
+        },
+        "activate": True,
     },
 ]
 MEMBER_NAMES = [

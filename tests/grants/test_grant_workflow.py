@@ -382,3 +382,20 @@ def test_the_programme_counters_equal_the_ledger(office, apps):
         }
         assert stored.reserved == 60_000_000
         assert session.scalar(select(AuditRecord.id).limit(1)) is not None
+
+
+def test_the_documented_routes_and_deadlines_are_the_ones_the_code_runs():
+    from services.grants.definitions import route_of, shipped_definitions
+    from services.grants.service import SERVICE
+
+    from support import ROOT
+
+    documented = (ROOT / "docs" / "grants.md").read_text()
+    # The tables `kube workflows` prints, word for word.
+    for workflow in SERVICE.workflows:
+        assert workflow.table() in documented, workflow.name
+    for definition in shipped_definitions():
+        route = route_of(definition["key"], definition["version"], definition)
+        for stage, due in route.deadlines.items():
+            when = f"{due.working_days} working days" if due.working_days else "report period"
+            assert f"| {stage} | {when} | {due.responsible_role} |" in documented, stage

@@ -1,5 +1,5 @@
 """`make run` (kube run) as a newcomer meets it: a child that fails stops everything at once
-with its last log lines, and its children never outlive it."""
+with its last log lines, its children never outlive it, and a first run shows demo data."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import psutil
 import pytest
 import requests
 
-from kube.localinfra import free_port
+from kube.localinfra import create_database, database_url, drop_database, free_port
+from shared.tokens import issue_token
 
-from support import ROOT, wait_until
+from support import JWT_SECRET, ROOT, RUN_ID, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +30,12 @@ def _run_env(platform_env: dict, ports: dict[str, int], local_dir) -> dict:
     return env
 
 
-def _start(env: dict) -> subprocess.Popen:
+def _start(env: dict, *, demo: bool = False, stdout=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "kube.cli", "run", "--no-demo"],
+        [sys.executable, "-m", "kube.cli", "run", "--demo" if demo else "--no-demo"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -85,3 +86,53 @@ def test_children_die_with_the_runner_even_when_it_is_killed_hard(platform_env, 
     finally:
         runner.kill()
         runner.wait(10)
+
+
+def test_a_first_run_seeds_demo_groups_and_grants_at_several_stages(
+    platform_env, postgres_server, tmp_path
+):
+    services = ("registry", "grants", "notifications")
+    ports = {s: free_port() for s in services}
+    env = _run_env(platform_env, ports, tmp_path)
+    # Empty databases and queues of its own: the demo seeds only an empty platform, and no
+    # worker of the suite may take its events.
+    env["KUBE_QUEUE_PREFIX"] = f"kubetest-{RUN_ID}-demo"
+    names = {s: f"kube_test_{RUN_ID}_demo_{s}" for s in services}
+    for service, name in names.items():
+        create_database(postgres_server, name, exist_ok=False)
+        env[f"{service.upper()}_DATABASE_URL"] = database_url(postgres_server, name)
+    log = tmp_path / "run.log"
+    try:
+        with open(log, "w") as output:
+            runner = _start(env, demo=True, stdout=output)
+        try:
+            wait_until(
+                lambda: "platform is running" in log.read_text() or runner.poll() is not None,
+                timeout=180,
+                interval=0.5,
+            )
+            admin = issue_token(JWT_SECRET, sub="e2e-admin", roles=["admin"], region="*")
+            grants = requests.get(
+                f"http://127.0.0.1:{ports['grants']}/api/v1/grants?page_size=100",
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=10,
+            )
+        finally:
+            runner.send_signal(signal.SIGINT)
+            runner.wait(60)
+    finally:
+        for name in names.values():
+            drop_database(postgres_server, name)
+    output = log.read_text()
+    assert "Seeded 2 grant programmes and 6 applications" in output, output
+    assert grants.status_code == 200, output
+    stages = {(g["workflow"]["key"], g["stage"]) for g in grants.json()["items"]}
+    assert stages == {
+        ("regional", "draft"),
+        ("regional", "submitted"),
+        ("regional", "verified"),
+        ("regional", "approved"),
+        ("regional", "disbursed"),
+        ("national", "recommended"),
+    }
+    assert runner.returncode == 0, output
