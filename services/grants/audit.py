@@ -104,16 +104,23 @@ class BrokenLink:
 
 
 def verify_chains(session: Session, batch: int = 5000) -> Iterator[BrokenLink]:
-    """The first broken link of every broken chain, reading the trail in (grant, seq) order."""
+    """The first broken link of every broken chain, reading the trail in (grant, seq) order.
+    A chain must also end where its application stands, so a record removed from its end is
+    caught too."""
     current, expected_prev, expected_seq, broken = None, GENESIS, 1, False
+    last: tuple[AuditRecord, str] | None = None
     rows = session.execute(
-        select(AuditRecord)
+        select(AuditRecord, Grant.stage)
+        .join(Grant, Grant.id == AuditRecord.grant_id)
         .order_by(AuditRecord.grant_id, AuditRecord.seq)
         .execution_options(yield_per=batch)
-    ).scalars()
-    for record in rows:
+    )
+    for record, stage in rows:
         if record.grant_id != current:
+            if last is not None and not broken and last[0].to_stage != last[1]:
+                yield _cut_short(*last)
             current, expected_prev, expected_seq, broken = record.grant_id, GENESIS, 1, False
+        last = (record, stage)
         if broken:
             continue
         reason = None
@@ -127,3 +134,14 @@ def verify_chains(session: Session, batch: int = 5000) -> Iterator[BrokenLink]:
             broken = True
             yield BrokenLink(record.grant_id, record.seq, reason)
         expected_prev, expected_seq = record.hash, record.seq + 1
+    if last is not None and not broken and last[0].to_stage != last[1]:
+        yield _cut_short(*last)
+
+
+def _cut_short(record: AuditRecord, stage: str) -> BrokenLink:
+    return BrokenLink(
+        record.grant_id,
+        record.seq + 1,
+        f"the chain ends at {record.to_stage} but the application is {stage}: "
+        "records are missing from its end",
+    )

@@ -108,10 +108,11 @@ def issue_decree(
         grant.decree_id = decree.id
         approved.append(grant_id)
         outcomes.append({"grant_id": grant_id, "ok": True, "stage": grant.stage})
-    if failed and data.get("atomic"):
+    # A decree approving nothing is not issued: its number stays free for the corrected one.
+    if failed and (data.get("atomic") or not approved):
         raise ItemsFailed(
-            f"{len(failed)} of {len(ids)} applications cannot be approved; with atomic, "
-            "nothing was approved.",
+            f"{len(failed)} of {len(ids)} applications cannot be approved; "
+            + ("with atomic, nothing was approved." if approved else "the decree is not issued."),
             [o for o in outcomes if not o["ok"]],
         )
     decree.approved_count, decree.failed_count = len(approved), len(failed)

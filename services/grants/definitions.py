@@ -17,6 +17,7 @@ from services.grants.guards import EFFECTS, GUARDS
 from services.grants.inputs import ACTION_DATA
 from services.grants.models import FINAL_STAGES, WorkflowDefinition
 from shared.errors import InvalidInput, NotFound
+from shared.events.contracts import GRANT_STAGES
 from shared.tokens import ROLES
 from shared.validation import Schema, flatten_messages
 from shared.workflow import Guard, Transition, Workflow
@@ -158,6 +159,14 @@ def _problems_of(definition: dict) -> list[dict]:
             if t["from_"] == state and t["to"] not in reachable:
                 reachable.add(t["to"])
                 frontier.append(t["to"])
+    for stage in sorted(states - set(GRANT_STAGES)):
+        # Other services and the API know a closed list of stages (the events' contract).
+        problems.append(
+            {
+                "field": "transitions",
+                "message": f"{stage} is not a stage: {', '.join(GRANT_STAGES)}.",
+            }
+        )
     for i, t in enumerate(definition["transitions"]):
         if t["from_"] not in reachable:
             problems.append(

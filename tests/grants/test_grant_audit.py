@@ -88,3 +88,20 @@ def test_verify_audit_reports_the_first_broken_link_and_fails(clients, auth, app
                 .where(AuditRecord.grant_id == grant["id"], AuditRecord.seq == 2)
                 .values(actor=original)
             )
+
+
+def test_a_record_removed_from_the_end_is_caught(clients, auth, apps):
+    office = Office(clients["grants"], auth)
+    grant = walk(
+        office, office.apply(office.program()["id"], announce_group(apps)), ["submit", "verify"]
+    )
+    db = apps["grants"].extensions["kube"].db
+    with db.transaction() as session:
+        last = session.scalar(
+            select(AuditRecord).where(AuditRecord.grant_id == grant["id"], AuditRecord.seq == 3)
+        )
+        session.delete(last)
+        session.flush()
+        broken = [b for b in verify_chains(session) if str(b.grant_id) == grant["id"]]
+    assert [b.seq for b in broken] == [3]
+    assert "missing from its end" in broken[0].reason

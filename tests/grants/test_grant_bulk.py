@@ -254,3 +254,13 @@ def test_another_regions_batch_and_decree_are_404(office, apps, auth):
         ).status_code
         == 404
     )
+
+
+def test_a_decree_approving_nothing_is_not_issued_and_its_number_stays_free(office, apps):
+    program = office.program()
+    draft = office.apply(program["id"], announce_group(apps))
+    refused = decree(office, [draft["id"]], number="SK-KOSONG")
+    assert refused.status_code == 409
+    assert refused.json["items"][0]["problem"]["status_now"] == "draft"
+    (ready,) = verified(office, apps, program, 1)
+    assert decree(office, [ready["id"]], number="SK-KOSONG").status_code == 200

@@ -399,3 +399,18 @@ def test_the_documented_routes_and_deadlines_are_the_ones_the_code_runs():
         for stage, due in route.deadlines.items():
             when = f"{due.working_days} working days" if due.working_days else "report period"
             assert f"| {stage} | {when} | {due.responsible_role} |" in documented, stage
+
+
+def test_a_definition_with_a_stage_outside_the_contract_is_422(clients, auth):
+    listed = clients["grants"].get("/api/v1/workflows", headers=auth()).json
+    definition = next(w for w in listed if w["key"] == "regional")["definition"]
+    definition = {k: v for k, v in definition.items() if k not in ("key", "version")}
+    definition["transitions"] = [
+        {**t, "to": "lpj_checked"} if t["action"] == "accept_report" else t
+        for t in definition["transitions"]
+    ]
+    response = clients["grants"].post(
+        "/api/v1/workflows/regional", json=definition, headers=auth("admin")
+    )
+    assert response.status_code == 422
+    assert "lpj_checked is not a stage" in response.json["errors"][0]["message"]
