@@ -63,8 +63,12 @@ def create_service_app(
     description: str,
     blueprints: list,
     upload_endpoints: frozenset[str] = frozenset(),
+    public_endpoints: frozenset[str] = frozenset(),
+    security_schemes: dict | None = None,
 ) -> Flask:
-    """Build a service's Flask app around its context, with what every service shares."""
+    """Build a service's Flask app around its context, with what every service shares.
+    `public_endpoints` take no bearer token: each authenticates its caller itself (a
+    provider's callback carries a shared secret)."""
     settings = context.settings
     configure_logging(settings.service, settings.log_level)
     if not (settings.jwt_secret or settings.jwt_public_key):
@@ -90,7 +94,8 @@ def create_service_app(
             "security": [{"bearerAuth": []}],
             "components": {
                 "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    **(security_schemes or {}),
                 }
             },
         },
@@ -114,6 +119,7 @@ def create_service_app(
         max_ttl_seconds=settings.jwt_max_ttl_seconds,
     )
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
+    public |= public_endpoints
     _init_request_context(app, context, upload_endpoints)
     _init_unit_of_work(app, context)
     init_auth(app, verifier, public, _revocation_check(context))

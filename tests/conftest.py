@@ -29,7 +29,15 @@ from kube.localinfra import (
 )
 from shared.auth import issue_token
 
-from support import JWT_SECRET, ROOT, RUN_ID, SHARED_DATA  # noqa: F401 - re-exported
+from support import (  # noqa: F401 - re-exported
+    JWT_SECRET,
+    PROVIDER_SECRET,
+    ROOT,
+    RUN_ID,
+    SHARED_DATA,
+    Gateway,
+    MailServer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +59,39 @@ def redis_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def platform_env(postgres_server, redis_url):
-    """Environment of this run's platform: its databases, Redis, queues and secret."""
+def sms_gateway():
+    """The SMS gateway every worker and app of this run sends to (a real local HTTP server)."""
+    gateway = Gateway()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_server():
+    """The SMTP server every worker and app of this run sends email to (aiosmtpd)."""
+    server = MailServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def platform_env(postgres_server, redis_url, sms_gateway, mail_server):
+    """Environment of this run's platform: its databases, Redis, queues, secret and
+    providers."""
     env = {
+        "SMS_PROVIDER": "http",
+        "SMS_GATEWAY_URL": sms_gateway.url,
+        "SMS_GATEWAY_USERKEY": "uji-user",
+        "SMS_GATEWAY_PASSKEY": "uji-pass",
+        "SMS_GATEWAY_TIMEOUT": "2",
+        "SMS_RATE_PER_SECOND": "0",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail_server.port),
+        "SMTP_SECURITY": "none",
+        "SMTP_SENDER": "kube@dinsos.example.id",
+        "KUBE_PROVIDER_CALLBACK_SECRET": PROVIDER_SECRET,
+        # Quiet hours are a production default; tests that need them turn them on.
+        "KUBE_QUIET_HOURS": "off",
         "REDIS_URL": redis_url,
         "KUBE_QUEUE_PREFIX": f"kubetest-{RUN_ID}",
         "KUBE_JWT_SECRET": JWT_SECRET,
@@ -95,7 +133,16 @@ def apps(platform_env):
 
 
 # Fixtures that need the real servers; a test using none of them is a unit test.
-_SERVER_FIXTURES = {"postgres_server", "redis_url", "platform_env", "apps", "clients", "workers"}
+_SERVER_FIXTURES = {
+    "postgres_server",
+    "redis_url",
+    "platform_env",
+    "apps",
+    "clients",
+    "workers",
+    "sms_gateway",
+    "mail_server",
+}
 # Fixtures whose work other processes (workers, the relay) must see: their tests commit.
 _COMMITTING_FIXTURES = {"workers", "relay", "platform"}
 

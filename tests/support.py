@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
+PROVIDER_SECRET = "callback-" + uuid.uuid4().hex
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -120,3 +121,92 @@ def client_of(package, app, token: str):
         raise_on_unexpected_status=True,
         httpx_args={"transport": httpx.WSGITransport(app=app)},
     )
+
+
+class Gateway:
+    """A real HTTP SMS gateway for the suite (pytest-httpserver), answering as the `userkey`
+    preset's gateways do, or as a test tells it for one number: each plan step is "ok",
+    an HTTP status (500, 429, 400), a float (seconds to sleep: a timeout), or "reject"."""
+
+    def __init__(self):
+        import threading
+
+        from pytest_httpserver import HTTPServer
+
+        self.server = HTTPServer(threaded=True)
+        self.server.start()
+        self.received: list[dict] = []
+        self.plans: dict[str, list] = {}
+        self.lock = threading.Lock()
+        self.server.expect_request("/sms", method="POST").respond_with_handler(self._answer)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/sms")
+
+    def plan(self, national_number: str, *steps) -> None:
+        with self.lock:
+            self.plans[national_number] = list(steps)
+
+    def to(self, national_number: str) -> list[dict]:
+        """What reached the gateway for one number (national form, 08...)."""
+        with self.lock:
+            return [r for r in self.received if r["to"] == national_number]
+
+    def _answer(self, request):
+        import json
+
+        from werkzeug import Response
+
+        form = request.form.to_dict()
+        with self.lock:
+            steps = self.plans.get(form.get("to"), [])
+            step = steps.pop(0) if steps else "ok"
+        if isinstance(step, float):
+            time.sleep(step)
+            step = "ok"
+        if isinstance(step, int):
+            return Response("gateway trouble", status=step)
+        if step == "reject":
+            body = {"status": "0", "text": "Nomor tidak valid"}
+        else:
+            with self.lock:
+                self.received.append(form)
+                body = {"status": "1", "messageId": f"gw-{len(self.received)}", "text": "Success"}
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def stop(self) -> None:
+        self.server.clear()
+        if self.server.is_running():
+            self.server.stop()
+
+
+class MailServer:
+    """A real SMTP server for the suite (aiosmtpd), keeping every message it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.received: list = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                from email import message_from_bytes
+
+                outer.received.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def to(self, address: str) -> list:
+        return [m for m in self.received if m["To"] == address]
+
+    def stop(self) -> None:
+        self.controller.stop()

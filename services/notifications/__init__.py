@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the notification service's Flask app (web code is imported here, not by the
     worker)."""
-    from services.notifications.api import recipients
+    from services.notifications.api import messages, outreach, providers, recipients, rules
     from services.notifications.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
@@ -25,5 +25,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         build_context(SERVICE, settings or load_settings(SERVICE.name)),
         title="KUBE notifications",
         description="SMS and email to groups, and the contacts to reach them.",
-        blueprints=[recipients.blp, dead_letter_blueprint(), event_blueprint()],
+        blueprints=[
+            messages.blp,
+            rules.rules_blp,
+            rules.templates_blp,
+            outreach.broadcasts_blp,
+            outreach.opt_outs_blp,
+            outreach.mailboxes_blp,
+            providers.blp,
+            recipients.blp,
+            dead_letter_blueprint(),
+            event_blueprint(),
+        ],
+        public_endpoints=frozenset({"providers.ProviderCallback", "providers.ProviderInbound"}),
+        security_schemes=providers.SECURITY,
     )

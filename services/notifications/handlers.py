@@ -1,10 +1,14 @@
-"""Events notifications consumes: the registry's group and member changes."""
+"""Events notifications consumes: the registry's group and member changes (its contacts), and
+the grant service's events (the messages its rules make of them)."""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
+from services.notifications.delivery import NEW_MESSAGES, create_messages, quiet_hours_on
 from services.notifications.models import Contact, RecipientGroup
 from shared.db import utcnow
 from shared.events.consumer import Handler
@@ -47,6 +51,20 @@ def apply_group_snapshot(session: Session, payload: dict, envelope: dict) -> Non
         )
 
 
+def make_messages(session: Session, payload: dict, envelope: dict) -> None:
+    """The messages the rules make of a grant event; their delivery is sent for once the
+    transaction commits (and by the dispatcher if that send is lost)."""
+    made = create_messages(
+        session,
+        uuid.UUID(envelope["id"]),
+        envelope["type"],
+        payload,
+        now=utcnow(),
+        quiet=quiet_hours_on(),
+    )
+    session.info.setdefault(NEW_MESSAGES, []).extend(made)
+
+
 # Every group and member event carries the whole snapshot, so one handler serves them all.
 HANDLERS: dict[str, Handler] = {
     "group.registered": apply_group_snapshot,
@@ -55,4 +73,8 @@ HANDLERS: dict[str, Handler] = {
     "member.added": apply_group_snapshot,
     "member.updated": apply_group_snapshot,
     "member.removed": apply_group_snapshot,
+    "grant.stage_changed": make_messages,
+    "grant.disbursed": make_messages,
+    "grant.report_due": make_messages,
+    "grant.deadline_passed": make_messages,
 }

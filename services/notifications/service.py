@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.notifications import handlers, models
+from services.notifications.tasks import DISPATCH_DUE, RECOVER_INTERRUPTED
 from shared.events.tasks import define_event_tasks, event_catch_up, event_log_purge
-from shared.service import Service
+from shared.service import PeriodicTask, Service
 
 NAME = "notifications"
 
@@ -23,11 +24,22 @@ SERVICE = Service(
         "member.added",
         "member.updated",
         "member.removed",
+        "grant.stage_changed",
+        "grant.disbursed",
+        "grant.report_due",
+        "grant.deadline_passed",
     ),
     handlers=handlers.HANDLERS,
-    # Group events come from the registry; its feed fills in what the broker loses.
-    event_sources=("registry",),
-    periodic_tasks=(event_log_purge(NAME), event_catch_up(NAME)),
+    # Group events come from the registry, grant events from grants; their feeds fill in
+    # what the broker loses.
+    event_sources=("registry", "grants"),
+    periodic_tasks=(
+        event_log_purge(NAME),
+        event_catch_up(NAME),
+        # Messages due after quiet hours or a backoff, and any whose first send was lost.
+        PeriodicTask(DISPATCH_DUE, 10.0, expires=9),
+        PeriodicTask(RECOVER_INTERRUPTED, 60.0, expires=55),
+    ),
 )
 
 define_event_tasks(NAME)

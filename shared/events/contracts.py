@@ -139,6 +139,24 @@ class DecreeIssued(ma.Schema):
     failed = ma.fields.List(ma.fields.Nested(DecreeFailure), required=True)
 
 
+class NotificationEvent(ma.Schema):
+    """A message's outcome: never the full phone number or address."""
+
+    message_id = ma.fields.UUID(required=True)
+    event_id = ma.fields.UUID(required=True)
+    event_type = ma.fields.String(required=True)
+    channel = ma.fields.String(required=True, validate=ma.validate.OneOf(("sms", "email")))
+    status = ma.fields.String(required=True)
+    recipient_masked = ma.fields.String(required=True)
+    group_id = ma.fields.UUID(required=True, allow_none=True)
+    grant_id = ma.fields.UUID(required=True, allow_none=True)
+    region_code = ma.fields.String(required=True)
+    provider = ma.fields.String(required=True, allow_none=True)
+    provider_message_id = ma.fields.String(required=True, allow_none=True)
+    attempts = ma.fields.Integer(required=True)
+    error = ma.fields.String(required=True, allow_none=True)
+
+
 @dataclass(frozen=True)
 class Contract:
     type: str
@@ -161,6 +179,8 @@ CONTRACTS: dict[str, Contract] = {
         Contract("grant.deadline_passed", 1, GrantDeadline),
         Contract("grant.report_due", 1, GrantDeadline),
         Contract("decree.issued", 1, DecreeIssued),
+        Contract("notification.sent", 1, NotificationEvent),
+        Contract("notification.failed", 1, NotificationEvent),
     )
 }
 

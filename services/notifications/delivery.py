@@ -1,0 +1,421 @@
+"""From an event to messages, and from a message to its provider.
+
+An event's matching rules name an audience and a template; each recipient gets one row in
+`messages` (the database refuses a second for the same event, recipient and channel). A
+delivery takes a queued row, marks it `sending` in one short transaction, hands it to the
+provider outside any transaction, and records the answer in a second one: sent, queued again
+with a backoff (a transient failure), or failed (a permanent one, or attempts used up).
+
+The one gap no design closes: a worker killed after the provider accepted a message and
+before the second transaction commits leaves the row `sending`. It is not sent again
+automatically (that could send it twice); `recover_interrupted` marks it failed, saying so,
+after a lease, and a provider's delivery receipt for its reference still marks it delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from services.notifications.models import Contact, Message, OfficeMailbox, OptOut, Rule
+from services.notifications.providers.base import (
+    PermanentProviderError,
+    TransientProviderError,
+)
+from services.notifications.sms_text import sms_length
+from services.notifications.templates import render, template_for
+from shared.config import env_str
+from shared.events.outbox import Outbox
+from shared.shapes import OFFICER_ROLES
+from shared.timezones import zone_of
+
+log = logging.getLogger(__name__)
+
+AUDIENCES = ("all_members", "officers", "ketua", "office_mailbox")
+STATUSES = ("queued", "sending", "sent", "delivered", "failed")
+# Quiet hours in the recipient's zone: no SMS from 21:00 to 07:00 unless critical.
+QUIET_START, QUIET_END = time(21, 0), time(7, 0)
+# A message left `sending` longer than this was interrupted mid-hand-off.
+SENDING_LEASE = timedelta(minutes=5)
+DISPATCH_AGAIN_AFTER = timedelta(minutes=2)
+# Where a transaction keeps the ids of the messages it made, for the send after its commit.
+NEW_MESSAGES = "kube_new_messages"
+
+
+def quiet_hours_on() -> bool:
+    """KUBE_QUIET_HOURS (on by default): hold non-critical SMS from 21:00 to 07:00 local."""
+    return env_str("KUBE_QUIET_HOURS", "on").lower() not in ("off", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key: str
+    address: str
+    name: str | None
+    language: str
+
+
+def mask(address: str | None) -> str:
+    """A phone as `+62812****7890`, an email as `s***@dinsos.go.id`: for lists and logs."""
+    if not address:
+        return ""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if len(address) <= 8:
+        return "*" * len(address)
+    return f"{address[:6]}{'*' * (len(address) - 10)}{address[-4:]}"
+
+
+def send_after(now: datetime, region_code: str, *, critical: bool, channel: str, quiet: bool):
+    """When a message may go: at once, or when the recipient's quiet hours end."""
+    if channel != "sms" or critical or not quiet:
+        return now
+    local = now.astimezone(zone_of(region_code))
+    if QUIET_END <= local.time() < QUIET_START:
+        return now
+    morning = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
+    return datetime.combine(morning, QUIET_END, tzinfo=local.tzinfo)
+
+
+def matching_rules(session: Session, event_type: str, payload: dict) -> list[Rule]:
+    """The enabled rules of an event (for a stage change, of the stage it reached)."""
+    statement = select(Rule).where(Rule.enabled, Rule.event_type == event_type)
+    if event_type == "grant.stage_changed":
+        statement = statement.where(or_(Rule.stage.is_(None), Rule.stage == payload["to"]))
+    return list(session.scalars(statement.order_by(Rule.id)))
+
+
+def template_data(payload: dict) -> dict:
+    """What the event tells a template."""
+    grant = payload.get("grant") or {}
+    return {
+        "group_name": grant.get("group_name", ""),
+        "amount": payload.get("amount", grant.get("amount")),
+        "stage": grant.get("stage", ""),
+        "reason": payload.get("comment") or "",
+        "transfer_date": payload.get("transfer_date") or "",
+        "transfer_reference": payload.get("transfer_reference") or "",
+        "due_at": _last_day(
+            payload.get("due_at") or payload.get("report_due_at") or grant.get("due_at"),
+            grant.get("region_code"),
+        ),
+        "deadline_stage": payload.get("stage", ""),
+        "responsible_role": payload.get("responsible_role", ""),
+        "grant_ref": str(grant.get("grant_id", ""))[:8].upper(),
+        "text": payload.get("text", ""),
+    }
+
+
+def _last_day(due_at, region_code: str | None) -> str:
+    """A deadline is the midnight that ends its last day: people are told that day."""
+    if not due_at:
+        return ""
+    moment = datetime.fromisoformat(due_at) if isinstance(due_at, str) else due_at
+    return (moment - timedelta(seconds=1)).astimezone(zone_of(region_code)).date().isoformat()
+
+
+def recipients_of(
+    session: Session, audience: str, channel: str, group_id, region_code: str, role: str | None
+) -> list[Recipient]:
+    """Who an audience is, with the address the channel needs (members without one are left
+    out: they cannot be reached on that channel)."""
+    if audience == "office_mailbox":
+        mailbox = _mailbox(session, region_code, role or "admin")
+        return [Recipient(mailbox.email, mailbox.email, role, "id")] if mailbox else []
+    statement = select(Contact).where(Contact.group_id == group_id).order_by(Contact.member_id)
+    if audience == "officers":
+        statement = statement.where(Contact.role.in_(OFFICER_ROLES))
+    elif audience == "ketua":
+        statement = statement.where(Contact.role == "ketua")
+    found = []
+    for contact in session.scalars(statement):
+        address = contact.phone if channel == "sms" else contact.email
+        if address:
+            found.append(Recipient(str(contact.member_id), address, contact.name, contact.language))
+    return found
+
+
+def _mailbox(session: Session, region_code: str, role: str) -> OfficeMailbox | None:
+    """The mailbox of the narrowest region containing `region_code` ("" is everywhere)."""
+    prefixes = [region_code[:n] for n in (10, 6, 4, 2, 0)]
+    return session.scalar(
+        select(OfficeMailbox)
+        .where(OfficeMailbox.role == role, OfficeMailbox.region_code.in_(prefixes))
+        .order_by(OfficeMailbox.region_code.desc())
+        .limit(1)
+    )
+
+
+def create_messages(
+    session: Session,
+    event_id: uuid.UUID,
+    event_type: str,
+    payload: dict,
+    *,
+    now: datetime,
+    quiet: bool,
+) -> list[uuid.UUID]:
+    """A message per rule and recipient of the event; the ids of those made (a redelivered
+    event makes none)."""
+    grant = payload.get("grant") or {}
+    group_id, region_code = grant.get("group_id"), grant.get("region_code", "")
+    data = template_data(payload)
+    made: list[uuid.UUID] = []
+    for rule in matching_rules(session, event_type, payload):
+        people = recipients_of(
+            session,
+            rule.audience,
+            rule.channel,
+            group_id,
+            region_code,
+            payload.get("responsible_role"),
+        )
+        if not people and rule.audience == "office_mailbox":
+            made += _unreachable(session, event_id, event_type, rule, grant, payload, now)
+        for person in people:
+            values = _message_values(rule, person, data, grant, now, quiet, session)
+            if values is None:
+                continue
+            made += (
+                session.execute(
+                    insert(Message)
+                    .values(event_id=event_id, event_type=event_type, **values)
+                    .on_conflict_do_nothing(constraint="uq_messages_one_per_event")
+                    .returning(Message.id)
+                )
+                .scalars()
+                .all()
+            )
+    return made
+
+
+def _message_values(rule, person, data, grant, now, quiet, session) -> dict | None:
+    found = template_for(session, rule.template_key, rule.channel, person.language)
+    if found is None:
+        log.error("no template", extra={"template": rule.template_key, "channel": rule.channel})
+        return None
+    template, version = found
+    subject, body = render(
+        version.body,
+        version.subject,
+        {**data, "member_name": person.name or ""},
+        language=template.language,
+        region_code=grant.get("region_code"),
+    )
+    encoding, _, parts = sms_length(body)
+    region_code = grant.get("region_code", "")
+    return {
+        "id": uuid.uuid4(),
+        "recipient_key": person.key,
+        "recipient": person.address,
+        "recipient_name": person.name,
+        "channel": rule.channel,
+        "template_id": template.id,
+        "template_version": version.version,
+        "language": template.language,
+        "subject": subject,
+        "body": body,
+        "encoding": encoding if rule.channel == "sms" else None,
+        "sms_parts": parts if rule.channel == "sms" else None,
+        "critical": rule.critical,
+        "status": "queued",
+        "group_id": grant.get("group_id"),
+        "grant_id": grant.get("grant_id"),
+        "region_code": region_code,
+        "send_after": send_after(
+            now, region_code, critical=rule.critical, channel=rule.channel, quiet=quiet
+        ),
+        "dispatched_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _unreachable(session, event_id, event_type, rule, grant, payload, now) -> list[uuid.UUID]:
+    """No mailbox for the responsible role: a failed message says so, where officers look."""
+    role = payload.get("responsible_role") or "admin"
+    error = f"No office mailbox for the role {role} covers region {grant.get('region_code')}."
+    session.execute(
+        insert(Message)
+        .values(
+            id=uuid.uuid4(),
+            event_id=event_id,
+            event_type=event_type,
+            recipient_key=f"mailbox:{role}",
+            recipient="",
+            channel=rule.channel,
+            language="id",
+            body="",
+            critical=rule.critical,
+            status="failed",
+            last_error=error,
+            group_id=grant.get("group_id"),
+            grant_id=grant.get("grant_id"),
+            region_code=grant.get("region_code", ""),
+            failed_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(constraint="uq_messages_one_per_event")
+    )
+    log.warning("message unreachable", extra={"event_type": event_type, "error": error})
+    return []
+
+
+# --- Delivery -------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """What a delivery works with: the database, the outbox, the provider clients and the rate
+    limiter, and the retry policy."""
+
+    db: object
+    outbox: Outbox
+    sms: object
+    email: object
+    limiter: object
+    max_attempts: int = 5
+    backoff_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivery: `retry_in` seconds when it should be tried again."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def _event(outbox: Outbox, session: Session, message: Message, event_type: str) -> None:
+    outbox.add(
+        session,
+        event_type,
+        {
+            "message_id": message.id,
+            "event_id": message.event_id,
+            "event_type": message.event_type,
+            "channel": message.channel,
+            "status": message.status,
+            "recipient_masked": mask(message.recipient),
+            "group_id": message.group_id,
+            "grant_id": message.grant_id,
+            "region_code": message.region_code,
+            "provider": message.provider,
+            "provider_message_id": message.provider_message_id,
+            "attempts": message.attempts,
+            "error": message.last_error,
+        },
+    )
+
+
+def _fail(session: Session, delivery: Delivery, message: Message, error: str, now) -> Outcome:
+    message.status, message.last_error, message.failed_at = "failed", error[:2000], now
+    _event(delivery.outbox, session, message, "notification.failed")
+    return Outcome("failed")
+
+
+def deliver(delivery: Delivery, message_id: uuid.UUID, now: datetime) -> Outcome:
+    """Send one queued message, once."""
+    with delivery.db.transaction() as session:
+        message = session.scalar(
+            select(Message)
+            .where(Message.id == message_id, Message.status == "queued")
+            .with_for_update(skip_locked=True)
+        )
+        if message is None:
+            return Outcome("skipped")  # sent, failed, or another worker has it
+        if message.send_after > now:
+            return Outcome("deferred", (message.send_after - now).total_seconds())
+        if (
+            message.channel == "sms"
+            and not message.critical
+            and session.get(OptOut, message.recipient)
+        ):
+            return _fail(session, delivery, message, "The number opted out of SMS.", now)
+        client = delivery.sms if message.channel == "sms" else delivery.email
+        wait = delivery.limiter.acquire(client.name)
+        if wait > 0:
+            message.send_after = now + timedelta(seconds=wait)
+            return Outcome("deferred", wait)
+        message.status, message.attempts, message.provider = "sending", message.attempts + 1, None
+        message.updated_at = now
+        channel, recipient, body = message.channel, message.recipient, message.body
+        subject, reference = message.subject, str(message.id)
+    try:
+        if channel == "sms":
+            result = client.send_sms(recipient, body, reference)
+        else:
+            result = client.send_email(recipient, subject or "", body, reference)
+    except (TransientProviderError, PermanentProviderError) as exc:
+        return _after_failure(delivery, message_id, exc, now)
+    with delivery.db.transaction() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        message.status, message.sent_at = "sent", now
+        message.provider, message.provider_message_id = result.provider, result.message_id
+        message.last_error = None
+        _event(delivery.outbox, session, message, "notification.sent")
+    return Outcome("sent")
+
+
+def _after_failure(delivery: Delivery, message_id, exc, now) -> Outcome:
+    from shared.events.consumer import backoff_delay
+
+    with delivery.db.transaction() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        message.provider = getattr(exc, "provider", None)
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, PermanentProviderError) or message.attempts >= delivery.max_attempts:
+            return _fail(session, delivery, message, error, now)
+        delay = backoff_delay(
+            message.attempts - 1, delivery.backoff_seconds, delivery.backoff_max_seconds
+        )
+        message.status, message.last_error = "queued", error[:2000]
+        message.send_after, message.dispatched_at = now + timedelta(seconds=delay), now
+        return Outcome("queued", delay)
+
+
+def due_messages(session: Session, now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Queued messages due now that no task was sent for lately; marked as sent for."""
+    ids = session.scalars(
+        select(Message.id)
+        .where(
+            Message.status == "queued",
+            Message.send_after <= now,
+            or_(
+                Message.dispatched_at.is_(None), Message.dispatched_at < now - DISPATCH_AGAIN_AFTER
+            ),
+        )
+        .order_by(Message.send_after)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if ids:
+        session.execute(update(Message).where(Message.id.in_(ids)).values(dispatched_at=now))
+    return list(ids)
+
+
+def recover_interrupted(session: Session, outbox: Outbox, now: datetime) -> int:
+    """Messages left `sending` past the lease: failed, saying why, never sent again blindly."""
+    stuck = session.scalars(
+        select(Message)
+        .where(Message.status == "sending", Message.updated_at < now - SENDING_LEASE)
+        .with_for_update(skip_locked=True)
+        .limit(500)
+    ).all()
+    for message in stuck:
+        message.status, message.failed_at = "failed", now
+        message.last_error = (
+            "Interrupted after it was handed to the provider; not sent again automatically "
+            "(it may have arrived). Check the provider's report, then retry if needed."
+        )
+        _event(outbox, session, message, "notification.failed")
+    return len(stuck)
