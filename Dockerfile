@@ -11,7 +11,8 @@ WORKDIR /app
 
 # Unprivileged runtime user (fixed uid so bind-mounted files have predictable ownership).
 RUN groupadd --system --gid 10001 kube \
-    && useradd --system --uid 10001 --gid kube --home-dir /app --no-create-home --shell /usr/sbin/nologin kube
+    && useradd --system --uid 10001 --gid kube --home-dir /app --no-create-home --shell /usr/sbin/nologin kube \
+    && mkdir -p /data/sms && chown kube:kube /data/sms
 
 # No apt build deps: psycopg[binary] and the other runtime dependencies ship manylinux wheels.
 # requirements.lock pins the whole tree (runtime, [local], [dev]); as constraints it gives

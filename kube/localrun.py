@@ -77,10 +77,24 @@ def _prepare_environment() -> tuple[dict[str, str], list[subprocess.Popen]]:
         infra.append(process)
     env["REDIS_URL"] = redis_url
     env["KUBE_JWT_SECRET"] = _jwt_secret()
+    _local_providers(env)
     for service in SERVICES:
         # Where each API answers, for consumers reading its event feed.
         env.setdefault(f"{service.name.upper()}_URL", f"http://127.0.0.1:{port_of(service, env)}")
     return env, infra
+
+
+def _local_providers(env: dict[str, str]) -> None:
+    """Without provider accounts, SMS go to a file and email to a local SMTP sink, both under
+    .local/, so the whole flow is visible; settings the user gave are kept."""
+    if not env.get("SMS_PROVIDER") and not env.get("SMS_GATEWAY_URL"):
+        env["SMS_PROVIDER"] = "file"
+        env.setdefault("SMS_FILE_DIR", str(LOCAL / "sms"))
+    if not env.get("SMTP_HOST"):
+        env["KUBE_MAILSINK_DIR"] = str(LOCAL / "mail")
+        env["SMTP_HOST"], env["SMTP_SECURITY"] = "127.0.0.1", "none"
+        env["SMTP_PORT"] = env.get("KUBE_MAILSINK_PORT") or "2525"
+        env.setdefault("SMTP_SENDER", "kube@localhost")
 
 
 def port_of(service, env: dict[str, str]) -> int:
@@ -128,6 +142,22 @@ def worker_command(name: str, *, node: str) -> list[str]:
 
 def _processes(env: dict[str, str]) -> list[tuple[str, list[str]]]:
     commands = []
+    if env.get("KUBE_MAILSINK_DIR"):
+        sink = "services.notifications.providers.mailsink"
+        commands.append(
+            (
+                "mailsink",
+                [
+                    sys.executable,
+                    "-m",
+                    sink,
+                    "--dir",
+                    env["KUBE_MAILSINK_DIR"],
+                    "--port",
+                    env["SMTP_PORT"],
+                ],
+            )
+        )
     for service in SERVICES:
         bind = f"127.0.0.1:{port_of(service, env)}"
         commands.append((f"{service.name}-api", gunicorn_command(app_target(service.name), bind)))
@@ -257,6 +287,10 @@ def run_platform(seed_demo: bool = True) -> None:
         for service, url in urls.items():
             print(f"  {service:<14} {url}   docs {url}/docs   spec {url}/openapi.json")
         print(f"  redis          {env['REDIS_URL']}")
+        if env.get("SMS_PROVIDER") == "file":
+            print(f"  SMS sent       {env['SMS_FILE_DIR']}/sent.jsonl")
+        if env.get("KUBE_MAILSINK_DIR"):
+            print(f"  email sent     {env['KUBE_MAILSINK_DIR']}/ (SMTP on port {env['SMTP_PORT']})")
         print(f"\nAn admin token for every region (8 hours):\n  {admin}\n", flush=True)
         while not stopping.is_set():
             for child in children:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notifications import handlers, models
+from services.notifications import demo, handlers, models
 from services.notifications.tasks import DISPATCH_DUE, RECOVER_INTERRUPTED
 from shared.events.tasks import define_event_tasks, event_catch_up, event_log_purge
 from shared.service import PeriodicTask, Service
@@ -40,6 +40,7 @@ SERVICE = Service(
         PeriodicTask(DISPATCH_DUE, 10.0, expires=9),
         PeriodicTask(RECOVER_INTERRUPTED, 60.0, expires=55),
     ),
+    seed_demo=demo.seed,
 )
 
 define_event_tasks(NAME)
