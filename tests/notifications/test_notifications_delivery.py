@@ -213,3 +213,50 @@ def test_an_unmatched_stage_makes_no_message(apps):
             select(func.count()).select_from(Message).where(Message.event_id == envelope["id"])
         )
     assert count == 0
+
+
+def test_a_send_interrupted_after_the_hand_off_is_failed_visibly_not_resent(apps, sms_gateway):
+    from services.notifications.delivery import recover_interrupted
+
+    group_id, (number,), name = reachable_group(apps, members=1)
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    (message,) = messages_of(apps, event_id=envelope["id"])
+    context = apps["notifications"].extensions["kube"]
+    stalled_at = utcnow() - timedelta(minutes=10)
+    with context.db.transaction() as session:
+        # As a worker killed between the provider's answer and its commit leaves it.
+        session.get(Message, message.id).status = "sending"
+        session.get(Message, message.id).updated_at = stalled_at
+    assert deliver(delivery(apps), message.id, utcnow()).status == "skipped"
+    with context.db.transaction() as session:
+        assert recover_interrupted(session, context.outbox, utcnow()) >= 1
+    (settled,) = messages_of(apps, id=message.id)
+    assert settled.status == "failed" and "not sent again automatically" in settled.last_error
+    assert outbox_count(apps, "notification.failed", message.id) == 1
+    assert sms_gateway.to(national(number)) == []
+
+
+def test_the_dispatcher_sends_for_what_is_due_and_not_sent_for_lately(apps):
+    from services.notifications.delivery import due_messages
+
+    group_id, _, name = reachable_group(apps, members=2)
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    made = messages_of(apps, event_id=envelope["id"])
+    context = apps["notifications"].extensions["kube"]
+    now = utcnow()
+    with context.db.transaction() as session:
+        # One whose first send was lost with Redis; one held for quiet hours.
+        session.get(Message, made[0].id).dispatched_at = now - timedelta(minutes=5)
+        session.get(Message, made[1].id).send_after = now + timedelta(hours=8)
+    with context.db.transaction() as session:
+        due = due_messages(session, now)
+        again = due_messages(session, now + timedelta(seconds=10))
+    assert made[0].id in due and made[1].id not in due
+    assert made[0].id not in again
+
+
+def test_a_member_who_reads_english_gets_the_english_text(apps):
+    group_id, _, name = reachable_group(apps, members=1, language="en")
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    (message,) = messages_of(apps, event_id=envelope["id"])
+    assert message.language == "en" and "APPROVED" in message.body

@@ -31,8 +31,10 @@ SECURITY = {"providerSecret": {"type": "apiKey", "in": "header", "name": SECRET_
 STOP_WORDS = {"STOP", "BERHENTI", "UNREG"}
 
 
+@blp.before_request
 def require_secret() -> None:
-    """The gateway's shared secret (KUBE_PROVIDER_CALLBACK_SECRET), compared in constant time."""
+    """The gateway's shared secret (KUBE_PROVIDER_CALLBACK_SECRET), compared in constant time,
+    before the body is read: an unauthenticated caller learns nothing of the fields."""
     expected = env_str("KUBE_PROVIDER_CALLBACK_SECRET", "")
     given = request.headers.get(SECRET_HEADER, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -48,7 +50,6 @@ class ProviderCallback(MethodView):
     def post(self, data, name: str):
         """A delivery receipt: the message (by the provider's id, or our reference) was
         delivered or failed. A receipt for an unknown message is answered, and ignored."""
-        require_secret()
         context = current_context()
         session = context.db.session
         statement = select(Message).with_for_update()
@@ -80,7 +81,6 @@ class ProviderInbound(MethodView):
     @blp.operation("provider_inbound")
     def post(self, data, name: str):
         """A reply a gateway forwards; STOP (or BERHENTI) opts the number out of SMS."""
-        require_secret()
         session = current_context().db.session
         if data["text"].strip().upper() not in STOP_WORDS:
             return {"matched": False, "status": None}
