@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -233,11 +233,15 @@ def take_action(
     calendar: WorkingCalendar | None = None,
     now: datetime | None = None,
     program: Program | None = None,
+    group: GroupProjection | None = None,
+    audit_head: Row | None = None,
     extra_event: dict | None = None,
 ) -> Grant:
     """Move an application by `action`: role and stage (403/409), then the action's data (422),
     then every guard (409); then the stage moves, the budget with it, the step is recorded and
-    announced. The caller holds the grant's row lock."""
+    announced. The caller holds the grant's row lock. A caller acting on many applications
+    passes what it loaded for all of them at once (programme, group, audit chain head); what
+    it does not pass is read here."""
     now = now or utcnow()
     route = definitions.route(session, grant.workflow_key, grant.workflow_version)
     transition = route.workflow.check(grant, action, actor.roles)
@@ -255,7 +259,7 @@ def take_action(
     step = Step(
         session,
         program,
-        _group(session, grant.group_id),
+        group or _group(session, grant.group_id),
         actor.sub,
         actor.roles,
         actor.scope,
@@ -281,6 +285,7 @@ def take_action(
         data=loaded,
         at=now,
         request_id=correlation_id_var.get(),
+        head=audit_head,
     )
     snapshot = grant_snapshot(grant)
     outbox.add(

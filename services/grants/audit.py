@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from services.grants.models import AuditRecord, Grant
@@ -66,14 +67,18 @@ def record_step(
     data: dict,
     at: datetime,
     request_id: str | None,
+    head: Row | None = None,
 ) -> AuditRecord:
-    """Append a step to the grant's chain (the caller holds the grant's row lock)."""
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.hash)
-        .where(AuditRecord.grant_id == grant.id)
-        .order_by(AuditRecord.seq.desc())
-        .limit(1)
-    ).first()
+    """Append a step to the grant's chain (the caller holds the grant's row lock); `head` is
+    the chain's last record as `chain_heads` read it under that lock, else it is read here."""
+    last = head
+    if last is None:
+        last = session.execute(
+            select(AuditRecord.seq, AuditRecord.hash)
+            .where(AuditRecord.grant_id == grant.id)
+            .order_by(AuditRecord.seq.desc())
+            .limit(1)
+        ).first()
     record = AuditRecord(
         grant_id=grant.id,
         seq=(last.seq + 1) if last else 1,
@@ -94,6 +99,18 @@ def record_step(
     record.hash = record_hash(record)
     session.add(record)
     return record
+
+
+def chain_heads(session: Session, grant_ids: list[uuid.UUID]) -> dict[uuid.UUID, Row]:
+    """The last record (seq, hash) of each grant's chain, in one query; the caller holds the
+    grants' row locks, so no step is appended before it uses them."""
+    rows = session.execute(
+        select(AuditRecord.grant_id, AuditRecord.seq, AuditRecord.hash)
+        .where(AuditRecord.grant_id.in_(grant_ids))
+        .ext(distinct_on(AuditRecord.grant_id))
+        .order_by(AuditRecord.grant_id, AuditRecord.seq.desc())
+    )
+    return {row.grant_id: row for row in rows}
 
 
 @dataclass(frozen=True)

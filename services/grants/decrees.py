@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.grants import audit
 from services.grants.applications import Actor, take_action, utcnow
 from services.grants.calendar import WorkingCalendar
 from services.grants.models import Decree, Grant, GroupProjection, Program
@@ -59,14 +60,17 @@ def issue_decree(
             .with_for_update()
         )
     }
-    # Loaded once into the session, so each approval's guards read them without a query.
-    list(
-        session.scalars(
+    # Groups and audit chain heads read once for all, so no approval queries (nor flushes)
+    # before its guards: every change is flushed together, and the programme row once.
+    groups = {
+        g.id: g
+        for g in session.scalars(
             select(GroupProjection).where(
                 GroupProjection.id.in_({g.group_id for g in grants.values()})
             )
         )
-    )
+    }
+    heads = audit.chain_heads(session, list(grants))
     decree = Decree(
         id=uuid.uuid4(),
         number=data["number"],
@@ -95,6 +99,8 @@ def issue_decree(
                 actor=actor,
                 data={"decree_number": data["number"], "decree_date": data["decree_date"]},
                 program=programs[grant.program_id],
+                group=groups.get(grant.group_id),
+                audit_head=heads.get(grant_id),
                 calendar=calendar,
                 now=now,
                 extra_event={"decree_id": decree.id},
