@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 
 import marshmallow as ma
 
 from shared.errors import PermanentError
-from shared.events.contracts import contract_for
+from shared.events.contracts import Contract, contract_for
 from shared.events.signing import signed_by
 
 
@@ -30,12 +31,18 @@ class EnvelopeSchema(ma.Schema):
 _envelope_schema = EnvelopeSchema()
 
 
+@functools.cache
+def _schema_of(contract: Contract) -> ma.Schema:
+    """One schema instance per contract: building one costs more than checking a payload."""
+    return contract.schema()
+
+
 def new_envelope(
     event_type: str, payload: dict, *, source: str, correlation_id: str | None
 ) -> dict:
     """Build a JSON-ready envelope after checking the payload against its contract."""
     contract = contract_for(event_type)
-    schema = contract.schema()
+    schema = _schema_of(contract)
     try:
         # Loading checks the contract; dumping the loaded data makes it JSON-ready.
         data = schema.dump(schema.load(payload))
@@ -69,6 +76,6 @@ def validate_envelope(data: object, keys: tuple[str, ...]) -> dict:
     if data["version"] != contract.version:
         raise InvalidEvent(f"{data['type']} version {data['version']} is not {contract.version}")
     try:
-        return contract.schema().load(data["payload"])
+        return _schema_of(contract).load(data["payload"])
     except ma.ValidationError as exc:
         raise InvalidEvent(f"invalid {data['type']} payload: {exc.messages}") from exc
