@@ -31,6 +31,7 @@ from services.notifications.providers.base import (
 from services.notifications.sms_text import sms_length
 from services.notifications.templates import render, template_for
 from shared.config import env_str
+from shared.events.consumer import backoff_delay
 from shared.events.outbox import Outbox
 from shared.shapes import OFFICER_ROLES
 from shared.timezones import zone_of
@@ -367,8 +368,6 @@ def deliver(delivery: Delivery, message_id: uuid.UUID, now: datetime) -> Outcome
 
 
 def _after_failure(delivery: Delivery, message_id, exc, now) -> Outcome:
-    from shared.events.consumer import backoff_delay
-
     with delivery.db.transaction() as session:
         message = session.get(Message, message_id, with_for_update=True)
         message.provider = getattr(exc, "provider", None)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.notifications.models import Template, TemplateVersion
 from services.notifications.sms_text import sms_length
+from shared.db import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.timezones import zone_of
 
@@ -140,7 +141,7 @@ def save_version(
     """Store a new version of a template once it renders; messages made from now on use it."""
     check(body, subject, template.channel, template.language)
     template.version += 1
-    template.updated_at = datetime.now(tz=zone_of(None))
+    template.updated_at = utcnow()
     version = TemplateVersion(
         template_id=template.id,
         version=template.version,
