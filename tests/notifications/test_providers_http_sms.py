@@ -198,7 +198,7 @@ def test_plain_2xx_without_rules_is_delivered_without_an_id(gateway):
     assert client(gateway).send_sms(NUMBER, TEXT, "r") == SendResult("sms-gateway", None)
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 429, 408])
+@pytest.mark.parametrize("status", [500, 502, 503, 429, 408, 401])
 def test_server_errors_and_throttling_are_transient(gateway, status):
     answer(gateway, Response("busy", status=status))
     with pytest.raises(TransientProviderError) as raised:
@@ -207,7 +207,7 @@ def test_server_errors_and_throttling_are_transient(gateway, status):
     assert raised.value.reason == f"HTTP {status}"
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
 def test_other_4xx_are_permanent(gateway, status):
     answer(gateway, Response("bad request", status=status))
     with pytest.raises(PermanentProviderError) as raised:

@@ -250,8 +250,10 @@ class HttpSms:
         config = self.config
         status = response.status_code
         body = response.text
-        # 408 and 429 ask to come back later; 5xx is the gateway's own trouble.
-        if status in (408, 429) or status >= 500:
+        # 408 and 429 ask to come back later; 5xx is the gateway's own trouble; 401 is our
+        # account's (an expired key): no message's fault, so a failover gateway carries it
+        # and, without one, it is retried and ends visibly failed, to replay once fixed.
+        if status in (401, 408, 429) or status >= 500:
             raise TransientProviderError(self.name, f"HTTP {status}", status=status)
         if not 200 <= status < 300:
             detail = self._reason(body, to_e164, masked)
