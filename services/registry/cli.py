@@ -79,7 +79,7 @@ def rotate(batch_size: int | None) -> None:
         database.dispose()
     left = sum(r.remaining for r in results)
     done = sum(r.reencrypted for r in results)
-    click.echo(f"{done:,} values re-encrypted in {time.perf_counter() - started:.1f} s.")
+    click.echo(f"{done:,} rows re-encrypted in {time.perf_counter() - started:.1f} s.")
     if left:
         click.echo(
             f"{left:,} rows are still under older keys (busy, or written by a process that "
