@@ -106,7 +106,7 @@ format: install
 openapi: install  ## rewrite docs/openapi/<service>.json, the committed API contracts, from the code
 	$(BIN)/kube openapi
 
-COMPOSE_SECRETS := KUBE_JWT_SECRET REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
+COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 	$(foreach v,$(COMPOSE_SECRETS),$(v)=check$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')) docker-compose config -q
 	@# ... and it must refuse to start without any one of its secrets.

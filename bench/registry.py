@@ -11,6 +11,7 @@ Every figure is printed, and a Markdown table of all of them closes the output.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import io
 import logging
@@ -269,6 +270,8 @@ def bench_environment(db_url: str, redis_url: str, port: int, run_id: str) -> di
         "REGISTRY_DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
         "KUBE_JWT_SECRET": secrets.token_hex(32),
+        "KUBE_DATA_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "KUBE_LOOKUP_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KUBE_QUEUE_PREFIX": f"kubebench-{run_id}",
         "REGISTRY_PORT": str(port),
         # Empty means unset: our HS256 tokens carry no audience or issuer to check.

@@ -42,6 +42,26 @@ def local_jwt_secret(*, create: bool = True) -> str | None:
     return path.read_text().strip()
 
 
+def _local_key(name: str, make) -> str:
+    path = LOCAL / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def local_data_keys(env: dict[str, str]) -> None:
+    """The registry's data and lookup keys: the user's, else the local run's own in .local
+    (kept, like the JWT secret, so the local database stays readable after a restart)."""
+    from shared.encryption import generate_key
+
+    if not env.get("KUBE_DATA_KEYS") and not env.get("KUBE_DATA_KEYS_FILE"):
+        env["KUBE_DATA_KEYS"] = _local_key("data-keys", lambda: f"local1:{generate_key()}")
+    if not env.get("KUBE_LOOKUP_KEY") and not env.get("KUBE_LOOKUP_KEY_FILE"):
+        env["KUBE_LOOKUP_KEY"] = _local_key("lookup-key", generate_key)
+
+
 def _jwt_secret() -> str:
     """KUBE_JWT_SECRET, else the local run's own secret."""
     return os.environ.get("KUBE_JWT_SECRET") or local_jwt_secret()
@@ -77,6 +97,7 @@ def _prepare_environment() -> tuple[dict[str, str], list[subprocess.Popen]]:
         infra.append(process)
     env["REDIS_URL"] = redis_url
     env["KUBE_JWT_SECRET"] = _jwt_secret()
+    local_data_keys(env)
     _local_providers(env)
     for service in SERVICES:
         # Where each API answers, for consumers reading its event feed.
@@ -259,6 +280,10 @@ def run_platform(seed_demo: bool = True) -> None:
     env, infra = _prepare_environment()
     from shared.migrate import upgrade
 
+    # Migrations read the keys from this process's environment (the registry's encrypt rows).
+    for name in ("KUBE_DATA_KEYS", "KUBE_LOOKUP_KEY"):
+        if env.get(name):
+            os.environ[name] = env[name]
     for service in SERVICES:
         upgrade(service.migrations, env[f"{service.name.upper()}_DATABASE_URL"])
     log_dir = LOCAL / "logs"

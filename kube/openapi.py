@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kube.catalogue import NAMES
 from shared.config import load_settings
+from shared.encryption import generate_key
 
 COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "openapi"
 
@@ -22,6 +23,8 @@ def document(service: str) -> dict:
         # Never used to sign anything: the document needs an app, not a secret.
         jwt_secret=secrets.token_urlsafe(32),
         event_signing_keys=(secrets.token_hex(32),),
+        data_keys=(f"openapi:{generate_key()}",),
+        lookup_key=generate_key(),
     )
     app = importlib.import_module(f"services.{service}").create_app(settings)
     try:

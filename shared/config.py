@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,10 @@ class Settings:
     # Event signing: the first key signs, every key verifies (rotation).
     event_signing_keys: tuple[str, ...] = ()
     catch_up_grace_seconds: float = 30.0
+    # Personal data at rest (shared/encryption.py): `id:base64` data keys, newest first (the first
+    # encrypts, every one decrypts), and the lookup (HMAC) key, base64.
+    data_keys: tuple[str, ...] = ()
+    lookup_key: str | None = None
     log_level: str = "INFO"
 
     @property
@@ -105,6 +110,23 @@ def _signing_keys() -> tuple[str, ...]:
     return (derived_key(secret),) if secret else ()
 
 
+def _secret(name: str) -> str | None:
+    """A secret from `<NAME>_FILE` (a mounted secret file) or else `<NAME>`."""
+    path = _env(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise RuntimeError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return _env(name)
+
+
+def _data_keys() -> tuple[str, ...]:
+    """KUBE_DATA_KEYS (or the file KUBE_DATA_KEYS_FILE): comma- or line-separated entries."""
+    text = _secret("KUBE_DATA_KEYS") or ""
+    return tuple(k.strip() for k in re.split(r"[,\s]+", text) if k.strip())
+
+
 def load_settings(service: str, **overrides) -> Settings:
     """Build a service's settings from the environment, then apply explicit overrides."""
     if not service.isidentifier():
@@ -140,6 +162,8 @@ def load_settings(service: str, **overrides) -> Settings:
         event_retention_days=env_int("KUBE_EVENT_RETENTION_DAYS", 30),
         event_signing_keys=_signing_keys(),
         catch_up_grace_seconds=_float("KUBE_CATCH_UP_GRACE_SECONDS", 30.0),
+        data_keys=_data_keys(),
+        lookup_key=_secret("KUBE_LOOKUP_KEY"),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )
     values.update(overrides)

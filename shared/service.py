@@ -15,6 +15,7 @@ from sqlalchemy import MetaData
 
 from shared.config import Settings
 from shared.db import Database
+from shared.encryption import DataKeyError, DataKeys, use_data_keys
 from shared.events.consumer import Consumer, Handler
 from shared.events.outbox import Outbox, redis_prompt, wake_key
 from shared.events.store import EventTables
@@ -51,6 +52,9 @@ class Service:
     commands: tuple = ()
     # The service's workflow tables, printed by `kube workflows` for the docs.
     workflows: tuple[Workflow, ...] = ()
+    # Stores personal data encrypted: refuses to start without KUBE_DATA_KEYS and
+    # KUBE_LOOKUP_KEY (shared/encryption.py).
+    encrypts_personal_data: bool = False
     # Seeds demo data through the service's API: (base URLs by service, admin token).
     seed_demo: Callable[[Mapping[str, str], str], None] | None = None
 
@@ -82,6 +86,11 @@ def build_context(service: Service, settings: Settings, *, pool_size: int = 5) -
             "Set KUBE_EVENT_SIGNING_KEYS (or KUBE_JWT_SECRET, from which one is derived): "
             "events are signed by their producer and checked by their consumers."
         )
+    if service.encrypts_personal_data:
+        try:
+            use_data_keys(DataKeys.from_settings(settings))
+        except DataKeyError as exc:
+            raise RuntimeError(f"{service.name}: {exc}") from None
     db = Database(settings.database_url, pool_size=pool_size)
     client = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=0.5, socket_timeout=1.0

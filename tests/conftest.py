@@ -30,7 +30,9 @@ from kube.localinfra import (
 from shared.auth import issue_token
 
 from support import (  # noqa: F401 - re-exported
+    DATA_KEY,
     JWT_SECRET,
+    LOOKUP_KEY,
     PROVIDER_SECRET,
     ROOT,
     RUN_ID,
@@ -95,6 +97,9 @@ def platform_env(postgres_server, redis_url, sms_gateway, mail_server):
         "REDIS_URL": redis_url,
         "KUBE_QUEUE_PREFIX": f"kubetest-{RUN_ID}",
         "KUBE_JWT_SECRET": JWT_SECRET,
+        # The registry encrypts NIK and No. KK (and refuses to start without keys).
+        "KUBE_DATA_KEYS": DATA_KEY,
+        "KUBE_LOOKUP_KEY": LOOKUP_KEY,
         # Short retries so failure paths finish in seconds.
         "KUBE_TASK_MAX_RETRIES": "2",
         "KUBE_RETRY_BACKOFF_SECONDS": "0.2",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
 PROVIDER_SECRET = "callback-" + uuid.uuid4().hex
+# The registry's data keys for this run (KUBE_DATA_KEYS), and its lookup key.
+DATA_KEY = "test1:" + base64.b64encode(os.urandom(32)).decode()
+LOOKUP_KEY = base64.b64encode(os.urandom(32)).decode()
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

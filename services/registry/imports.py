@@ -99,7 +99,7 @@ def purge_import_files(db: Database, *, kept_for: timedelta) -> int:
             .where(
                 Import.status.in_(("done", "failed")),
                 Import.finished_at < cutoff,
-                func.length(Import.content) > 0,
+                func.length(Import.content_encrypted) > 0,
             )
-            .values(content=b"")
+            .values(content_encrypted=b"")
         ).rowcount

@@ -20,7 +20,7 @@ from services.registry.groups import (
     scoped_groups,
 )
 from services.registry.identity import check_nik_agrees, mask_kk, mask_nik, parse_nik
-from services.registry.models import Group, Member, PersonalDataAccess
+from services.registry.models import Group, Member, PersonalDataAccess, nik_lookup
 from services.registry.regions import check_village
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -73,7 +73,7 @@ def _check_unique_nik(
     other = session.scalar(
         select(Member)
         .options(joinedload(Member.group))
-        .where(Member.nik == nik, Member.active, Member.id != member_id)
+        .where(Member.nik_hash == nik_lookup(nik), Member.active, Member.id != member_id)
     )
     if other is not None:
         visible = scope.covers(other.group.region_code)
@@ -192,14 +192,16 @@ def register_group_with_members(
             earlier = first_with.setdefault((field, member[field]), index)
             if earlier != index:
                 problems.append(MemberProblem(index, field, f"same {field} as member {earlier}"))
-    index_of = {m["nik"]: i for i, m in reversed(list(enumerate(members)))}
+    # By the NIKs' keyed hashes: the database holds no plain NIK to compare with.
+    index_of = {nik_lookup(m["nik"]): i for i, m in reversed(list(enumerate(members)))}
     taken = session.execute(
-        select(Member.nik, Group)
+        select(Member.nik_hash, Group)
         .join(Group, Member.group_id == Group.id)
-        .where(Member.active, Member.nik.in_(index_of))
+        .where(Member.active, Member.nik_hash.in_(index_of))
     ).all()
     problems += [
-        MemberProblem(index_of[nik], "nik", _taken_message(scope, other)) for nik, other in taken
+        MemberProblem(index_of[bytes(nik_hash)], "nik", _taken_message(scope, other))
+        for nik_hash, other in taken
     ]
     for index, member in enumerate(members):
         village = member.get("village_code")
@@ -352,6 +354,6 @@ def memberships_of(nik: str, scope: RegionScope):
     return (
         select(Member)
         .options(joinedload(Member.group))
-        .where(Member.nik == nik, Member.group_id.in_(groups))
+        .where(Member.nik_hash == nik_lookup(nik), Member.group_id.in_(groups))
         .order_by(Member.active.desc(), Member.created_at.desc())
     )

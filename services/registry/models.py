@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import utcnow
+from shared.encryption import data_keys
 from shared.events.store import define_event_tables
 
 
@@ -67,6 +68,22 @@ class Group(Base):
     )
 
 
+# What each encrypted value is bound to (AES-GCM associated data), and the hashes' domains.
+NIK_PURPOSE = b"members.nik"
+KK_PURPOSE = b"members.kk_number"
+IMPORT_FILE_PURPOSE = b"imports.content"
+
+
+def nik_lookup(nik: str) -> bytes:
+    """The keyed hash by which the registry finds and compares a NIK (`Member.nik_hash`)."""
+    return data_keys().lookup_hash(nik, purpose=b"nik")
+
+
+def kk_lookup(kk_number: str) -> bytes:
+    """The keyed hash of a No. KK (`Member.kk_hash`)."""
+    return data_keys().lookup_hash(kk_number, purpose=b"kk")
+
+
 class Member(Base):
     """A head of family in a group; removed members stay, with `removed_at`, for history."""
 
@@ -74,8 +91,12 @@ class Member(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), index=True)
-    nik: Mapped[str] = mapped_column(String(16), index=True)
-    kk_number: Mapped[str] = mapped_column(String(16))
+    # NIK and No. KK are stored encrypted (shared/encryption.py), each with its keyed hash
+    # for lookups and uniqueness; `nik` and `kk_number` read and write the plain values.
+    nik_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    nik_hash: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    kk_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    kk_hash: Mapped[bytes] = mapped_column(LargeBinary)
     name: Mapped[str] = mapped_column(String(200))
     gender: Mapped[str] = mapped_column(String(1))
     birth_date: Mapped[date] = mapped_column(Date)
@@ -95,10 +116,28 @@ class Member(Base):
 
     group: Mapped[Group] = relationship()
 
+    @property
+    def nik(self) -> str:
+        return data_keys().decrypt_text(self.nik_encrypted, purpose=NIK_PURPOSE)
+
+    @nik.setter
+    def nik(self, value: str) -> None:
+        self.nik_encrypted = data_keys().encrypt_text(value, purpose=NIK_PURPOSE)
+        self.nik_hash = nik_lookup(value)
+
+    @property
+    def kk_number(self) -> str:
+        return data_keys().decrypt_text(self.kk_encrypted, purpose=KK_PURPOSE)
+
+    @kk_number.setter
+    def kk_number(self, value: str) -> None:
+        self.kk_encrypted = data_keys().encrypt_text(value, purpose=KK_PURPOSE)
+        self.kk_hash = kk_lookup(value)
+
     __table_args__ = (
-        # The database enforces the rules a race could break: one active group per person,
-        # one holder of each officer role per group.
-        Index("uq_members_active_nik", "nik", unique=True, postgresql_where=text("active")),
+        # The database enforces the rules a race could break: one active group per person
+        # (by the NIK's keyed hash), one holder of each officer role per group.
+        Index("uq_members_active_nik", "nik_hash", unique=True, postgresql_where=text("active")),
         Index(
             "uq_members_group_officer",
             "group_id",
@@ -156,7 +195,8 @@ class Import(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     filename: Mapped[str] = mapped_column(String(255))
     file_format: Mapped[str] = mapped_column(String(10))
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # The uploaded file, encrypted like a NIK (every row holds one); empty once purged.
+    content_encrypted: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     region_scope: Mapped[str] = mapped_column(String(10), default="")
     created_by: Mapped[str] = mapped_column(String(100))
@@ -170,3 +210,15 @@ class Import(Base):
     groups_rejected: Mapped[int] = mapped_column(Integer, default=0)
     row_errors: Mapped[list] = mapped_column(JSONB, default=list)
     error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def content(self) -> bytes:
+        if not self.content_encrypted:
+            return b""
+        return data_keys().decrypt(self.content_encrypted, purpose=IMPORT_FILE_PURPOSE)
+
+    @content.setter
+    def content(self, value: bytes) -> None:
+        self.content_encrypted = (
+            data_keys().encrypt(value, purpose=IMPORT_FILE_PURPOSE) if value else b""
+        )

@@ -7,7 +7,7 @@ from pathlib import Path
 from celery.schedules import crontab
 
 from services.registry import demo, handlers, models
-from services.registry.cli import regions
+from services.registry.cli import keys, regions
 from services.registry.groups import GROUP_WORKFLOW
 from services.registry.tasks import PURGE_IMPORT_FILES, REQUEUE_STALLED_IMPORTS
 from shared.events.tasks import define_event_tasks, event_log_purge
@@ -32,7 +32,9 @@ SERVICE = Service(
         # Raw files hold every row's full NIK and No. KK: kept only while they may be needed.
         PeriodicTask(PURGE_IMPORT_FILES, crontab(hour=3, minute=0)),
     ),
-    commands=(regions,),
+    commands=(regions, keys),
+    # NIK, No. KK and uploaded files are encrypted at rest (services/registry/models.py).
+    encrypts_personal_data=True,
     workflows=(GROUP_WORKFLOW,),
     seed_demo=demo.seed,
 )

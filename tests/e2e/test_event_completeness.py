@@ -38,7 +38,7 @@ from shared.migrate import upgrade
 from shared.tokens import issue_token
 
 from registry_factories import member_payload
-from support import JWT_SECRET, ROOT, RUN_ID, wait_until
+from support import DATA_KEY, JWT_SECRET, LOOKUP_KEY, ROOT, RUN_ID, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -148,6 +148,8 @@ def chaos(postgres_server, tmp_path_factory):
             "REDIS_URL": redis_url,
             "KUBE_QUEUE_PREFIX": f"kubechaos-{run}",
             "KUBE_JWT_SECRET": JWT_SECRET,
+            "KUBE_DATA_KEYS": DATA_KEY,
+            "KUBE_LOOKUP_KEY": LOOKUP_KEY,
             "REGISTRY_URL": f"http://127.0.0.1:{registry_port}",
             "LOG_LEVEL": "INFO",
             **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},

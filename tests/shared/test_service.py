@@ -14,7 +14,7 @@ from sqlalchemy import MetaData
 from shared.events.store import EventTables
 from shared.service import Service
 
-from support import ROOT
+from support import DATA_KEY, LOOKUP_KEY, ROOT
 
 
 def _handler(session, payload, envelope):
@@ -70,6 +70,9 @@ def test_a_worker_builds_its_context_without_any_web_code(service):
         **os.environ,
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # never connected to here
         "KUBE_JWT_SECRET": "x" * 32,
+        # The registry refuses to start without its data keys.
+        "KUBE_DATA_KEYS": DATA_KEY,
+        "KUBE_LOOKUP_KEY": LOOKUP_KEY,
     }
     code = (
         f"import sys, services.{service}.worker as w; "
