@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -75,7 +76,7 @@ from services.notifications.handlers import apply_group_snapshot as project_into
 from services.notifications.models import EVENT_TABLES as NOTIFICATION_EVENTS
 from services.notifications.models import Message
 from services.notifications.service import SERVICE as NOTIFICATIONS
-from services.notifications.tasks import send_deliveries
+from services.notifications.tasks import DELIVER, send_deliveries
 from shared.auth import issue_token
 from shared.config import load_settings
 from shared.db import utcnow
@@ -101,6 +102,8 @@ BROADCAST_TEXT = (
 )
 RETURN_REASON = "Foto tempat usaha belum jelas."
 # Every document of the regional route (the route of a provincial programme), checked.
+# Celery's own line when a task returns: its name, id and how long the task function ran.
+TASK_SUCCEEDED = re.compile(r"Task ([\w.]+)\[([^\]]+)\] succeeded in ([0-9.e-]+)s")
 CHECKLIST = dict.fromkeys(
     next(d for d in definitions.shipped_definitions() if d["key"] == "regional")["documents"],
     True,
@@ -325,6 +328,16 @@ def answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def task_runtimes(child: Child, task: str) -> dict[str, float]:
+    """Seconds each `task` ran in the worker's pool process (id -> seconds), from its log."""
+    log = child.log_path.read_text("utf-8", "replace")
+    return {
+        task_id: float(seconds)
+        for name, task_id, seconds in TASK_SUCCEEDED.findall(log)
+        if name == task
+    }
 
 
 def celery_worker(target: str, node: str) -> list[str]:
@@ -772,11 +785,15 @@ def measure_worker(setup: Setup, count: int, phones: Phones, report: Report) -> 
         f"{pools} pool processes, as Celery replaces one every 1,000 tasks); "
         + cpu_summary(used, other, share, len(rows), "SMS"),
     )
-    explain_delivery(rows, arrivals, seconds, report)
+    # The last deliver tasks in the log are this broadcast's (the warm-up's came before).
+    runtimes = list(task_runtimes(setup.worker, DELIVER).values())[-len(rows) :]
+    explain_delivery(rows, arrivals, seconds, runtimes, report)
     return rate
 
 
-def explain_delivery(rows, arrivals: list[dict], seconds: float, report: Report) -> None:
+def explain_delivery(
+    rows, arrivals: list[dict], seconds: float, runtimes: list[float], report: Report
+) -> None:
     """Split each message's share of the wall time at its arrival at the gateway and the write
     of `sent`: task start -> arrival (first transaction, HTTP request), arrival -> `sent`
     written (the answer, the second transaction's UPDATE), written -> next task start (the
@@ -797,7 +814,8 @@ def explain_delivery(rows, arrivals: list[dict], seconds: float, report: Report)
         f"{ms(statistics.median(before))} (first transaction, HTTP request); gateway -> `sent` "
         f"written {ms(statistics.median(after))} (answer, second transaction's UPDATE); "
         f"written -> next task start {ms(statistics.median(between))} (outbox row, commit, "
-        "relay nudge, Celery ack, fetch, hand to the pool process)",
+        "relay nudge, Celery ack, fetch, hand to the pool process); the deliver task itself "
+        f"ran {ms(statistics.median(runtimes))} (Celery's log)",
     )
 
 
@@ -1017,6 +1035,19 @@ def explain_latency(setup: Setup, transitions: list[Transition], report: Report)
         report.note(f"{missing} transitions had no complete trail in the rows")
     for name, values in stages.items():
         report.detail(f"Latency: {name}", spread(values))
+    # The relay sends each event as a task whose id is `<event id>:<subscriber>`.
+    ran = task_runtimes(setup.worker, "notifications.handle_event")
+    handlers = [
+        ran[f"{events[t.version][0]}:notifications"]
+        for t in transitions
+        if t.version in events and f"{events[t.version][0]}:notifications" in ran
+    ]
+    if handlers:
+        report.detail(
+            "Latency: the handle_event task's own run (Celery's log; inside the two stages "
+            "around `handling`)",
+            spread(handlers),
+        )
 
 
 # --- The run --------------------------------------------------------------------------------
