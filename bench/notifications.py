@@ -426,7 +426,15 @@ def delete_keys(redis_url: str, prefix: str) -> None:
     try:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
-        for key in client.scan_iter(match="_kombu.binding.*", count=1000):
+        # kombu's bindings: sets named after our queues' exchanges and queues, and our
+        # queues in shared sets (other keys there, such as a sorted set of deadlines, are
+        # not ours).
+        for key in client.scan_iter(match="_kombu.binding*", count=1000):
+            if prefix.encode() in key:
+                client.delete(key)
+                continue
+            if client.type(key) != b"set":
+                continue
             ours = [m for m in client.smembers(key) if prefix.encode() in m]
             if ours:
                 client.srem(key, *ours)
