@@ -118,6 +118,7 @@ compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 bench: install
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/grants.py
+	$(BIN)/python bench/notifications.py
 
 clean:
 	rm -rf .local/logs .pytest_cache .ruff_cache

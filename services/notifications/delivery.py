@@ -180,16 +180,21 @@ def create_messages(
         )
         if not people and rule.audience == "office_mailbox":
             made += _unreachable(session, event_id, event_type, rule, grant, payload, now)
+        # A rule's template is looked up once per language, and its messages are inserted
+        # by one statement (sent as one INSERT of many rows): a group's members share both.
+        templates: dict[str, tuple | None] = {}
+        rows = []
         for person in people:
-            values = _message_values(rule, person, data, grant, now, quiet, session)
-            if values is None:
-                continue
+            values = _message_values(rule, person, data, grant, now, quiet, session, templates)
+            if values is not None:
+                rows.append({"event_id": event_id, "event_type": event_type, **values})
+        if rows:
             made += (
                 session.execute(
                     insert(Message)
-                    .values(event_id=event_id, event_type=event_type, **values)
                     .on_conflict_do_nothing(constraint="uq_messages_one_per_event")
-                    .returning(Message.id)
+                    .returning(Message.id),
+                    rows,
                 )
                 .scalars()
                 .all()
@@ -197,8 +202,12 @@ def create_messages(
     return made
 
 
-def _message_values(rule, person, data, grant, now, quiet, session) -> dict | None:
-    found = template_for(session, rule.template_key, rule.channel, person.language)
+def _message_values(rule, person, data, grant, now, quiet, session, templates) -> dict | None:
+    if person.language not in templates:
+        templates[person.language] = template_for(
+            session, rule.template_key, rule.channel, person.language
+        )
+    found = templates[person.language]
     if found is None:
         log.error("no template", extra={"template": rule.template_key, "channel": rule.channel})
         return None
