@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Row, Select, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from services.grants.guards import BUDGET_EFFECTS, Step, amount_limit, one_open_
 from services.grants.inputs import action_data
 from services.grants.models import FINAL_STAGES, AuditRecord, Grant, GroupProjection, Program
 from services.grants.programs import visible_programs
+from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from shared.events.outbox import Outbox
 from shared.logs import correlation_id_var
@@ -36,10 +37,6 @@ class Actor:
     def role_for(self, allowed: frozenset[str]) -> str:
         """The caller's role the step is recorded under."""
         return sorted(self.roles & allowed)[0]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def grant_snapshot(grant: Grant) -> dict:
@@ -272,7 +269,7 @@ def take_action(
     _record_outcome(grant, action, actor, loaded, comment)
     grant.version += 1
     grant.stage_entered_at = now
-    grant.due_at = _due_at(route, grant, program, calendar or WorkingCalendar.load(session), now)
+    grant.due_at = _due_at(route, grant, program, calendar, session, now)
     role = actor.role_for(transition.roles)
     audit.record_step(
         session,
@@ -332,13 +329,15 @@ def _record_outcome(grant: Grant, action: str, actor: Actor, data: dict, comment
     grant.last_comment = comment
 
 
-def _due_at(route, grant: Grant, program: Program, calendar: WorkingCalendar, now: datetime):
+def _due_at(route, grant: Grant, program: Program, calendar, session: Session, now: datetime):
     deadline = route.deadlines.get(grant.stage)
     if deadline is None or grant.stage in FINAL_STAGES:
         return None
     if deadline.report_due:
         start = grant.transfer_date or local_date(now, grant.region_code)
         return end_of_day(start + timedelta(days=program.report_due_days), grant.region_code)
+    # The leave days are read only for a stage that counts working days.
+    calendar = calendar or WorkingCalendar.load(session)
     return calendar.due_at(now, deadline.working_days, grant.region_code)
 
 

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import delete, extract, select
 from sqlalchemy.orm import Session
 
 from services.grants.models import LeaveDay
+from shared.errors import InvalidInput
 from shared.timezones import zone_of
 
 
@@ -75,3 +76,37 @@ def end_of_day(day: date, region_code: str) -> datetime:
 def local_date(moment: datetime, region_code: str) -> date:
     """The calendar date of `moment` in the region."""
     return moment.astimezone(zone_of(region_code)).date()
+
+
+def year_view(session: Session, year: int) -> dict:
+    """A year's days off (public holidays and collective leave) and its working days."""
+    leave = {
+        d.day: d.description
+        for d in session.scalars(select(LeaveDay).where(extract("year", LeaveDay.day) == year))
+    }
+    days = [
+        {"day": day, "description": name, "kind": "public_holiday"}
+        for day, name in public_holidays(year).items()
+    ] + [
+        {"day": day, "description": text, "kind": "collective_leave"} for day, text in leave.items()
+    ]
+    calendar = WorkingCalendar(leave)
+    working = calendar.working_days_between(date(year - 1, 12, 31), date(year, 12, 31))
+    return {
+        "year": year,
+        "days_off": sorted(days, key=lambda d: (d["day"], d["kind"])),
+        "working_days": working,
+    }
+
+
+def set_leave_days(session: Session, year: int, days: list[dict], *, actor: str) -> None:
+    """Replace a year's collective leave days; InvalidInput for a day outside the year."""
+    wrong = [i for i, d in enumerate(days) if d["day"].year != year]
+    if wrong:
+        raise InvalidInput(
+            f"Every day must lie in {year}.",
+            errors=[{"field": f"days.{i}.day", "message": f"not in {year}"} for i in wrong],
+        )
+    session.execute(delete(LeaveDay).where(extract("year", LeaveDay.day) == year))
+    for day in {d["day"]: d for d in days}.values():
+        session.add(LeaveDay(day=day["day"], description=day["description"], created_by=actor))

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.grants import audit
-from services.grants.applications import Actor, take_action, utcnow
+from services.grants.applications import Actor, take_action
 from services.grants.calendar import WorkingCalendar
 from services.grants.models import Decree, Grant, GroupProjection, Program
+from shared.db import utcnow
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events.outbox import Outbox
 
@@ -141,6 +142,6 @@ def issue_decree(
 def find_decree(session: Session, decree_id: uuid.UUID, actor: Actor) -> Decree:
     decree = session.get(Decree, decree_id)
     # An office sees its own decrees and those of the offices inside its region.
-    if decree is None or not decree.region_code.startswith(actor.scope.prefix):
+    if decree is None or not actor.scope.covers(decree.region_code):
         raise NotFound("No decree with this id in your region.")
     return decree

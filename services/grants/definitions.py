@@ -293,10 +293,3 @@ def shipped_routes() -> tuple[Workflow, ...]:
 def require_known(session: Session, key: str) -> None:
     if latest_version(session, key) is None:
         raise InvalidInput.field("workflow", f"No workflow named {key}.")
-
-
-def all_latest(session: Session) -> list[Route]:
-    keys = session.scalars(
-        select(WorkflowDefinition.key).distinct().order_by(WorkflowDefinition.key)
-    )
-    return [latest(session, key) for key in keys]

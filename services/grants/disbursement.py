@@ -12,12 +12,13 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.grants.applications import Actor, take_action, utcnow
+from services.grants.applications import Actor, take_action
 from services.grants.budget import lock_program
 from services.grants.calendar import WorkingCalendar
 from services.grants.guards import bank_account_known
 from services.grants.models import BatchItem, DisbursementBatch, Grant, GroupProjection, Program
 from services.grants.programs import find_program
+from shared.db import utcnow
 from shared.errors import Conflict, DomainError, InvalidInput, NotFound
 from shared.events.outbox import Outbox
 from shared.exports import safe_cell
@@ -146,7 +147,7 @@ def items_of(session: Session, batch_id: uuid.UUID) -> list[BatchItem]:
 
 def find_batch(session: Session, batch_id: uuid.UUID, actor: Actor) -> DisbursementBatch:
     batch = session.get(DisbursementBatch, batch_id)
-    if batch is None or not batch.region_code.startswith(actor.scope.prefix):
+    if batch is None or not actor.scope.covers(batch.region_code):
         raise NotFound("No disbursement batch with this id in your region.")
     return batch
 

@@ -8,7 +8,6 @@ from sqlalchemy import Select, literal, or_, select
 from sqlalchemy.orm import Session
 
 from services.grants import definitions
-from services.grants.budget import lock_program
 from services.grants.guards import rp
 from services.grants.inputs import DEFAULT_WORKFLOW
 from services.grants.models import Program
@@ -83,14 +82,11 @@ def create_program(session: Session, data: dict, *, scope: RegionScope, actor: s
     return program
 
 
-def update_program(
-    session: Session, program_id: uuid.UUID, changes: dict, *, scope: RegionScope
-) -> Program:
-    """Change a programme's name, budget, status or report period (its row locked)."""
-    program = find_program(session, program_id, scope)
+def update_program(program: Program, changes: dict, *, scope: RegionScope) -> Program:
+    """Change a programme's name, budget, status or report period; the caller found it with
+    its row locked (`find_program(..., lock=True)`)."""
     if not (scope.nationwide or (program.region_code or "").startswith(scope.prefix)):
         raise NotPermitted("Only an office whose region contains the programme may change it.")
-    program = lock_program(session, program.id)
     total = changes.get("total_budget")
     if total is not None and total < program.reserved + program.disbursed:
         raise Conflict(
@@ -101,5 +97,4 @@ def update_program(
     for key, value in changes.items():
         setattr(program, key, value)
     program.version += 1
-    session.flush()
     return program

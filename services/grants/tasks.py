@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
-from services.grants.applications import utcnow
 from services.grants.deadlines import announce_deadlines
+from shared.db import utcnow
 from shared.service import task_context
 
 log = logging.getLogger(__name__)

@@ -53,16 +53,13 @@ class ResultUploadSchema(Schema):
 
 def batch_view(batch: DisbursementBatch) -> dict:
     session = current_context().db.session
-    counts = dict(
-        session.execute(
-            select(BatchItem.status, func.count())
-            .where(BatchItem.batch_id == batch.id)
-            .group_by(BatchItem.status)
-        ).all()
-    )
-    total = session.scalar(
-        select(func.coalesce(func.sum(BatchItem.amount), 0)).where(BatchItem.batch_id == batch.id)
-    )
+    rows = session.execute(
+        select(BatchItem.status, func.count(), func.sum(BatchItem.amount))
+        .where(BatchItem.batch_id == batch.id)
+        .group_by(BatchItem.status)
+    ).all()
+    counts = {status: count for status, count, _ in rows}
+    total = sum(amount for _, _, amount in rows)
     return {
         "id": batch.id,
         "program_id": batch.program_id,
@@ -85,10 +82,9 @@ class Batches(MethodView):
     @blp.operation("list_disbursement_batches", roles=PAYMENT_READERS)
     def get(self, args):
         """List the batches made within the caller's region, newest first."""
-        prefix = current_actor().scope.prefix
         statement = (
             select(DisbursementBatch)
-            .where(DisbursementBatch.region_code.startswith(prefix, autoescape=True))
+            .where(current_actor().scope.where(DisbursementBatch.region_code))
             .order_by(DisbursementBatch.created_at.desc(), DisbursementBatch.id)
         )
         page = paginate(current_context().db.session, statement, args["page"], args["page_size"])

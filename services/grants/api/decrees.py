@@ -33,10 +33,9 @@ class Decrees(MethodView):
     @blp.operation("list_decrees", roles=READERS)
     def get(self, args):
         """List the decrees of the caller's office and the offices inside its region."""
-        prefix = current_actor().scope.prefix
         statement = (
             select(Decree)
-            .where(Decree.region_code.startswith(prefix, autoescape=True))
+            .where(current_actor().scope.where(Decree.region_code))
             .order_by(Decree.created_at.desc(), Decree.id)
         )
         return paginate(current_context().db.session, statement, args["page"], args["page_size"])

@@ -15,7 +15,6 @@ from services.grants.applications import (
     list_grants,
     take_action,
     update_draft,
-    utcnow,
 )
 from services.grants.inputs import GrantChanges, GrantInput
 from services.grants.schemas import (
@@ -25,6 +24,7 @@ from services.grants.schemas import (
     TransitionInput,
 )
 from shared.api import Blueprint
+from shared.db import utcnow
 from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
 from shared.tokens import READERS

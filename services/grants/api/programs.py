@@ -74,8 +74,9 @@ class ProgramById(MethodView):
         """Change a programme's name, budget, status or report period (If-Match)."""
         session = current_context().db.session
         scope = current_principal().scope
-        require_if_match(find_program(session, program_id, scope, lock=True).version)
-        program = update_program(session, program_id, changes, scope=scope)
+        program = find_program(session, program_id, scope, lock=True)
+        require_if_match(program.version)
+        update_program(program, changes, scope=scope)
         commit_with_response()
         return program, 200, {"ETag": etag(program.version)}
 
