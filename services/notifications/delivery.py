@@ -27,10 +27,12 @@ from services.notifications.models import Contact, Message, OfficeMailbox, OptOu
 from services.notifications.providers.base import (
     PermanentProviderError,
     TransientProviderError,
+    mask_number,
 )
 from services.notifications.sms_text import sms_length
 from services.notifications.templates import render, template_for
 from shared.config import env_str
+from shared.errors import Conflict
 from shared.events.consumer import backoff_delay
 from shared.events.outbox import Outbox
 from shared.shapes import OFFICER_ROLES
@@ -69,9 +71,7 @@ def mask(address: str | None) -> str:
     if "@" in address:
         local, _, domain = address.partition("@")
         return f"{local[:1]}***@{domain}"
-    if len(address) <= 8:
-        return "*" * len(address)
-    return f"{address[:6]}{'*' * (len(address) - 10)}{address[-4:]}"
+    return mask_number(address)
 
 
 def send_after(now: datetime, region_code: str, *, critical: bool, channel: str, quiet: bool):
@@ -305,7 +305,8 @@ class Outcome:
     retry_in: float | None = None
 
 
-def _event(outbox: Outbox, session: Session, message: Message, event_type: str) -> None:
+def announce(outbox: Outbox, session: Session, message: Message, event_type: str) -> None:
+    """Record the message's outcome as `notification.sent` or `notification.failed`."""
     outbox.add(
         session,
         event_type,
@@ -329,7 +330,7 @@ def _event(outbox: Outbox, session: Session, message: Message, event_type: str) 
 
 def _fail(session: Session, delivery: Delivery, message: Message, error: str, now) -> Outcome:
     message.status, message.last_error, message.failed_at = "failed", error[:2000], now
-    _event(delivery.outbox, session, message, "notification.failed")
+    announce(delivery.outbox, session, message, "notification.failed")
     return Outcome("failed")
 
 
@@ -372,7 +373,7 @@ def deliver(delivery: Delivery, message_id: uuid.UUID, now: datetime) -> Outcome
         message.status, message.sent_at = "sent", now
         message.provider, message.provider_message_id = result.provider, result.message_id
         message.last_error = None
-        _event(delivery.outbox, session, message, "notification.sent")
+        announce(delivery.outbox, session, message, "notification.sent")
     return Outcome("sent")
 
 
@@ -425,5 +426,30 @@ def recover_interrupted(session: Session, outbox: Outbox, now: datetime) -> int:
             "Interrupted after it was handed to the provider; not sent again automatically "
             "(it may have arrived). Check the provider's report, then retry if needed."
         )
-        _event(outbox, session, message, "notification.failed")
+        announce(outbox, session, message, "notification.failed")
     return len(stuck)
+
+
+def requeue(message: Message, now: datetime) -> None:
+    """Send a failed message again: a new attempt, its history kept; Conflict otherwise."""
+    if message.status != "failed":
+        raise Conflict(
+            f"Only a failed message is sent again; this one is {message.status}.",
+            status_now=message.status,
+        )
+    if not message.recipient:
+        raise Conflict(message.last_error or "The message has no recipient to send to.")
+    message.status, message.failed_at = "queued", None
+    message.send_after = message.dispatched_at = now
+
+
+def apply_receipt(
+    session: Session, outbox: Outbox, message: Message, status: str, reason: str | None, now
+) -> None:
+    """A provider's delivery receipt: delivered, or failed (once, with its event)."""
+    if status == "delivered" and message.status != "delivered":
+        message.status, message.delivered_at, message.last_error = "delivered", now, None
+    elif status == "failed" and message.status not in ("failed", "delivered"):
+        message.status, message.failed_at = "failed", now
+        message.last_error = f"The provider reported: {reason or 'failed'}"
+        announce(outbox, session, message, "notification.failed")

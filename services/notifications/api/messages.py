@@ -7,14 +7,13 @@ import uuid
 from flask.views import MethodView
 from sqlalchemy import select
 
-from services.notifications.delivery import mask
+from services.notifications.delivery import mask, requeue
 from services.notifications.models import Message
 from services.notifications.schemas import MessageQuerySchema, MessageSchema
 from services.notifications.tasks import send_deliveries
 from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.db import utcnow
-from shared.errors import Conflict
 from shared.http import commit_with_response, current_context
 from shared.pagination import page_of, paginate
 from shared.tokens import READERS
@@ -86,16 +85,7 @@ class MessageRetry(MethodView):
         """Send a failed message again (a new attempt; its history stays)."""
         context = current_context()
         message = find_message(message_id, lock=True)
-        if message.status != "failed":
-            raise Conflict(
-                f"Only a failed message is sent again; this one is {message.status}.",
-                status_now=message.status,
-            )
-        if not message.recipient:
-            raise Conflict(message.last_error or "The message has no recipient to send to.")
-        now = utcnow()
-        message.status, message.failed_at, message.send_after = "queued", None, now
-        message.dispatched_at = now
+        requeue(message, utcnow())
         commit_with_response(
             then=lambda: send_deliveries(context.celery, context.settings.queue, [message_id])
         )

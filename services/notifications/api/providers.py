@@ -10,7 +10,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from services.notifications.api.outreach import normalize_phone
-from services.notifications.delivery import _event
+from services.notifications.delivery import apply_receipt
 from services.notifications.models import Message, OptOut
 from services.notifications.schemas import InboundInput, ReceiptInput, ReceiptOutcomeSchema
 from shared.api import Blueprint
@@ -62,13 +62,7 @@ class ProviderCallback(MethodView):
         message = session.scalar(statement)
         if message is None:
             return {"matched": False, "status": None}
-        now = utcnow()
-        if data["status"] == "delivered" and message.status != "delivered":
-            message.status, message.delivered_at, message.last_error = "delivered", now, None
-        elif data["status"] == "failed" and message.status not in ("failed", "delivered"):
-            message.status, message.failed_at = "failed", now
-            message.last_error = f"The provider reported: {data['reason'] or 'failed'}"
-            _event(context.outbox, session, message, "notification.failed")
+        apply_receipt(session, context.outbox, message, data["status"], data["reason"], utcnow())
         commit_with_response()
         return {"matched": True, "status": message.status}
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 from flask.views import MethodView
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from services.notifications.models import Rule, Template
+from services.notifications.rules import replace_rules
 from services.notifications.schemas import (
     PreviewInput,
     PreviewSchema,
@@ -24,7 +25,6 @@ from services.notifications.templates import (
 )
 from shared.api import Blueprint
 from shared.auth import current_principal
-from shared.errors import InvalidInput
 from shared.http import commit_with_response, current_context
 from shared.pagination import page_of, paginate
 from shared.tokens import READERS
@@ -65,28 +65,7 @@ class Rules(MethodView):
     def put(self, data):
         """Replace every rule (events from now on follow the new ones). Each names an existing
         template, and no event and stage has two rules for one audience and channel."""
-        session = current_context().db.session
-        problems, seen = [], set()
-        for i, rule in enumerate(data["rules"]):
-            key = (rule["event_type"], rule["stage"], rule["audience"], rule["channel"])
-            if key in seen:
-                problems.append({"field": f"rules.{i}", "message": "a second rule for this"})
-            seen.add(key)
-            if rule["stage"] is not None and rule["event_type"] != "grant.stage_changed":
-                problems.append({"field": f"rules.{i}.stage", "message": "only for stage changes"})
-            if rule["audience"] == "office_mailbox" and rule["channel"] != "email":
-                problems.append({"field": f"rules.{i}.channel", "message": "mailboxes get email"})
-            exists = session.scalar(
-                select(Template.id).where(
-                    Template.key == rule["template_key"], Template.channel == rule["channel"]
-                )
-            )
-            if exists is None:
-                problems.append({"field": f"rules.{i}.template_key", "message": "no such template"})
-        if problems:
-            raise InvalidInput("Some rules cannot be kept.", errors=problems)
-        session.execute(delete(Rule))
-        session.add_all(Rule(**rule) for rule in data["rules"])
+        replace_rules(current_context().db.session, data["rules"])
         commit_with_response()
         return rules_view()
 
