@@ -802,28 +802,38 @@ def measure_worker(setup: Setup, count: int, phones: Phones, report: Report) -> 
 def explain_delivery(
     rows, arrivals: list[dict], seconds: float, runtimes: list[float], report: Report
 ) -> None:
-    """Split each message's share of the wall time at its arrival at the gateway and the write
-    of `sent`: task start -> arrival (first transaction, HTTP request), arrival -> `sent`
-    written (the answer, the second transaction's UPDATE), written -> next task start (the
-    outbox row, commit, Celery)."""
+    """Split each deliver task's batch at the SMS it brought to the gateway: task start ->
+    first SMS (the claiming transaction), first -> last SMS (the provider calls, several in
+    flight), last SMS -> `sent` written (the recording transaction's UPDATE), and written ->
+    the next batch's start (the outbox rows, commit, Celery's hand-over)."""
     times = sorted(a["at"] for a in arrivals)
-    if len(times) != len(rows):
-        report.note(
-            f"{len(times):,} SMS reached the gateway for {len(rows):,} sent: the breakdown "
-            "pairs them in order and may be off"
-        )
-    pairs = list(zip(rows, times, strict=False))
-    before = [arrived - start.timestamp() for (start, _), arrived in pairs]
-    after = [done.timestamp() - arrived for (_, done), arrived in pairs]
-    between = [rows[i + 1][0].timestamp() - rows[i][1].timestamp() for i in range(len(rows) - 1)]
+    batches: dict[datetime, list[datetime]] = {}
+    for start, done in rows:
+        batches.setdefault(start, []).append(done)
+    spans = sorted(
+        (start.timestamp(), max(done).timestamp(), len(done)) for start, done in batches.items()
+    )
+    claim, calls, record, between = [], [], [], []
+    for i, (start, done, _) in enumerate(spans):
+        inside = [t for t in times if start <= t <= done]
+        if inside:
+            claim.append(inside[0] - start)
+            calls.append(inside[-1] - inside[0])
+            record.append(done - inside[-1])
+        if i + 1 < len(spans):
+            between.append(spans[i + 1][0] - done)
+    sizes = [size for _, _, size in spans]
+    runtimes = runtimes[-len(spans) :]
     report.detail(
-        "Delivery, per message (medians)",
-        f"{ms(seconds / len(rows))} of wall time each (mean); task start -> at the gateway "
-        f"{ms(statistics.median(before))} (first transaction, HTTP request); gateway -> `sent` "
-        f"written {ms(statistics.median(after))} (answer, second transaction's UPDATE); "
-        f"written -> next task start {ms(statistics.median(between))} (outbox row, commit, "
-        "relay nudge, Celery ack, fetch, hand to the pool process); the deliver task itself "
-        f"ran {ms(statistics.median(runtimes))} (Celery's log)",
+        "Delivery, per deliver task (medians)",
+        f"{len(spans)} tasks of {statistics.median(sizes):.0f} messages; "
+        f"{ms(seconds / len(rows))} of wall time per message (mean); the task ran "
+        f"{ms(statistics.median(runtimes)) if runtimes else 'n/a'} (Celery's log); task start -> "
+        f"first SMS at the gateway {ms(statistics.median(claim))} (claiming transaction); "
+        f"first -> last SMS {ms(statistics.median(calls))} (provider calls in flight); last SMS "
+        f"-> `sent` written {ms(statistics.median(record))} (recording transaction); written -> "
+        f"next task start {ms(statistics.median(between)) if between else 'n/a'} (outbox rows, "
+        "commit, Celery's ack, fetch and hand-over)",
     )
 
 
@@ -1026,12 +1036,12 @@ def explain_latency(setup: Setup, transitions: list[Transition], report: Report)
                 handled[event_id].timestamp(),
             ),
             (
-                "handling -> first deliver task started (messages made, commit, send, broker)",
+                "handling -> delivery started (messages made, commit, the handling task's end)",
                 handled[event_id].timestamp(),
                 min(starts[event_id]),
             ),
             (
-                "deliver start -> first SMS at gateway (first transaction, HTTP)",
+                "delivery start -> first SMS at gateway (claiming transaction, HTTP)",
                 min(starts[event_id]),
                 t.arrivals[0],
             ),

@@ -14,24 +14,29 @@ after a lease, and a provider's delivery receipt for its reference still marks i
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, Uuid, and_, case, column, or_, select, update, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.notifications.models import Contact, Message, OfficeMailbox, OptOut, Rule
 from services.notifications.providers.base import (
     PermanentProviderError,
+    ProviderError,
+    SendResult,
     TransientProviderError,
     mask_number,
 )
 from services.notifications.sms_text import sms_length
 from services.notifications.templates import render, template_for
 from shared.config import env_str
+from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events.consumer import backoff_delay
 from shared.events.outbox import Outbox
@@ -285,7 +290,7 @@ def _unreachable(session, event_id, event_type, rule, grant, payload, now) -> li
 @dataclass
 class Delivery:
     """What a delivery works with: the database, the outbox, the provider clients and the rate
-    limiter, and the retry policy."""
+    limiter, the retry policy, and how many provider calls one worker keeps in flight."""
 
     db: object
     outbox: Outbox
@@ -295,6 +300,17 @@ class Delivery:
     max_attempts: int = 5
     backoff_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
+    concurrency: int = 8
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def client(self, channel: str):
+        return self.sms if channel == "sms" else self.email
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads that wait on providers (made once, in the process that delivers)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver")
+        return self._pool
 
 
 @dataclass(frozen=True)
@@ -305,27 +321,40 @@ class Outcome:
     retry_in: float | None = None
 
 
+@dataclass(frozen=True)
+class _Handover:
+    """A claimed message, as its provider call needs it (read before the claim commits)."""
+
+    id: uuid.UUID
+    channel: str
+    recipient: str
+    subject: str | None
+    body: str
+
+
+def event_payload(message) -> dict:
+    """What `notification.sent` and `notification.failed` say of a message (a Message or a
+    row with the same names)."""
+    return {
+        "message_id": message.id,
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "channel": message.channel,
+        "status": message.status,
+        "recipient_masked": mask(message.recipient),
+        "group_id": message.group_id,
+        "grant_id": message.grant_id,
+        "region_code": message.region_code,
+        "provider": message.provider,
+        "provider_message_id": message.provider_message_id,
+        "attempts": message.attempts,
+        "error": message.last_error,
+    }
+
+
 def announce(outbox: Outbox, session: Session, message: Message, event_type: str) -> None:
     """Record the message's outcome as `notification.sent` or `notification.failed`."""
-    outbox.add(
-        session,
-        event_type,
-        {
-            "message_id": message.id,
-            "event_id": message.event_id,
-            "event_type": message.event_type,
-            "channel": message.channel,
-            "status": message.status,
-            "recipient_masked": mask(message.recipient),
-            "group_id": message.group_id,
-            "grant_id": message.grant_id,
-            "region_code": message.region_code,
-            "provider": message.provider,
-            "provider_message_id": message.provider_message_id,
-            "attempts": message.attempts,
-            "error": message.last_error,
-        },
-    )
+    outbox.add(session, event_type, event_payload(message))
 
 
 def _fail(session: Session, delivery: Delivery, message: Message, error: str, now) -> Outcome:
@@ -336,60 +365,189 @@ def _fail(session: Session, delivery: Delivery, message: Message, error: str, no
 
 def deliver(delivery: Delivery, message_id: uuid.UUID, now: datetime) -> Outcome:
     """Send one queued message, once."""
+    return deliver_many(delivery, [message_id], now)[message_id]
+
+
+def deliver_many(delivery: Delivery, message_ids, now: datetime) -> dict[uuid.UUID, Outcome]:
+    """Send each queued message of `message_ids` once: claimed together in one transaction,
+    handed to their providers several at a time, their answers recorded together in a
+    second transaction. Each message's outcome is its own: one failing holds up no other."""
+    ids = list(dict.fromkeys(message_ids))
+    outcomes: dict[uuid.UUID, Outcome] = {}
     with delivery.db.transaction() as session:
-        message = session.scalar(
-            select(Message)
-            .where(Message.id == message_id, Message.status == "queued")
-            .with_for_update(skip_locked=True)
+        claimed = _claim(session, delivery, ids, now, outcomes)
+    answers = _hand_over(delivery, claimed)
+    if answers:
+        with delivery.db.transaction() as session:
+            _record(session, delivery, answers, now, outcomes)
+    for message_id in ids:
+        # Not queued (sent, failed, or another worker has it), or its answer is unknown.
+        outcomes.setdefault(message_id, Outcome("skipped"))
+    return outcomes
+
+
+def _claim(session: Session, delivery: Delivery, ids, now, outcomes) -> list[_Handover]:
+    """Mark the due, allowed messages `sending` (within the providers' rate limits)."""
+    rows = session.execute(
+        select(
+            Message.id,
+            Message.channel,
+            Message.recipient,
+            Message.subject,
+            Message.body,
+            Message.send_after,
+            Message.critical,
+            OptOut.phone.label("opted_out"),
         )
-        if message is None:
-            return Outcome("skipped")  # sent, failed, or another worker has it
-        if message.send_after > now:
-            return Outcome("deferred", (message.send_after - now).total_seconds())
-        if (
-            message.channel == "sms"
-            and not message.critical
-            and session.get(OptOut, message.recipient)
-        ):
-            return _fail(session, delivery, message, "The number opted out of SMS.", now)
-        client = delivery.sms if message.channel == "sms" else delivery.email
-        wait = delivery.limiter.acquire(client.name)
-        if wait > 0:
-            message.send_after = now + timedelta(seconds=wait)
-            return Outcome("deferred", wait)
-        message.status, message.attempts, message.provider = "sending", message.attempts + 1, None
-        message.updated_at = now
-        channel, recipient, body = message.channel, message.recipient, message.body
-        subject, reference = message.subject, str(message.id)
-    try:
-        if channel == "sms":
-            result = client.send_sms(recipient, body, reference)
+        .outerjoin(OptOut, and_(Message.channel == "sms", OptOut.phone == Message.recipient))
+        .where(Message.id.in_(ids), Message.status == "queued")
+        .order_by(Message.created_at)
+        .with_for_update(of=Message, skip_locked=True)
+    ).all()
+    ready: dict[str, list] = {}
+    opted_out = []
+    for row in rows:
+        if row.send_after > now:
+            outcomes[row.id] = Outcome("deferred", (row.send_after - now).total_seconds())
+        elif row.opted_out and not row.critical:
+            opted_out.append(row.id)
         else:
-            result = client.send_email(recipient, subject or "", body, reference)
-    except (TransientProviderError, PermanentProviderError) as exc:
-        return _after_failure(delivery, message_id, exc, now)
-    with delivery.db.transaction() as session:
-        message = session.get(Message, message_id, with_for_update=True)
-        message.status, message.sent_at = "sent", now
-        message.provider, message.provider_message_id = result.provider, result.message_id
-        message.last_error = None
-        announce(delivery.outbox, session, message, "notification.sent")
-    return Outcome("sent")
-
-
-def _after_failure(delivery: Delivery, message_id, exc, now) -> Outcome:
-    with delivery.db.transaction() as session:
-        message = session.get(Message, message_id, with_for_update=True)
-        message.provider = getattr(exc, "provider", None)
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, PermanentProviderError) or message.attempts >= delivery.max_attempts:
-            return _fail(session, delivery, message, error, now)
-        delay = backoff_delay(
-            message.attempts - 1, delivery.backoff_seconds, delivery.backoff_max_seconds
+            ready.setdefault(delivery.client(row.channel).name, []).append(row)
+    for message in session.scalars(select(Message).where(Message.id.in_(opted_out))):
+        outcomes[message.id] = _fail(
+            session, delivery, message, "The number opted out of SMS.", now
         )
-        message.status, message.last_error = "queued", error[:2000]
-        message.send_after, message.dispatched_at = now + timedelta(seconds=delay), now
-        return Outcome("queued", delay)
+    table = Message.__table__
+    claimed = []
+    for provider, waiting in ready.items():
+        granted, wait = delivery.limiter.acquire_many(provider, len(waiting))
+        if granted < len(waiting):
+            later = [row.id for row in waiting[granted:]]
+            session.execute(
+                update(table)
+                .where(table.c.id.in_(later))
+                .values(send_after=now + timedelta(seconds=wait))
+            )
+            outcomes.update((message_id, Outcome("deferred", wait)) for message_id in later)
+        claimed += [
+            _Handover(row.id, row.channel, row.recipient, row.subject, row.body)
+            for row in waiting[:granted]
+        ]
+    if claimed:
+        session.execute(
+            update(table)
+            .where(table.c.id.in_([handover.id for handover in claimed]))
+            .values(status="sending", attempts=table.c.attempts + 1, provider=None, updated_at=now)
+        )
+    return claimed
+
+
+def _hand_over(delivery: Delivery, claimed: list[_Handover]) -> dict[uuid.UUID, object]:
+    """Each claimed message's answer: a SendResult or a ProviderError. A message whose call
+    ended any other way is left `sending`, for `recover_interrupted` (it may have gone)."""
+    if len(claimed) > 1 and delivery.concurrency > 1:
+        # Each call runs in a copy of this context, so its log lines keep the correlation id.
+        context = contextvars.copy_context()
+        answers = delivery.pool().map(
+            lambda handover: context.copy().run(_call, delivery, handover), claimed
+        )
+    else:
+        answers = map(lambda handover: _call(delivery, handover), claimed)
+    return {
+        handover.id: answer
+        for handover, answer in zip(claimed, answers, strict=True)
+        if answer is not None
+    }
+
+
+def _call(delivery: Delivery, handover: _Handover):
+    client = delivery.client(handover.channel)
+    reference = str(handover.id)
+    try:
+        if handover.channel == "sms":
+            return client.send_sms(handover.recipient, handover.body, reference)
+        return client.send_email(
+            handover.recipient, handover.subject or "", handover.body, reference
+        )
+    except (TransientProviderError, PermanentProviderError) as exc:
+        return exc
+    except Exception:
+        log.exception(
+            "provider call ended unexpectedly; the message stays sending",
+            extra={"message_id": reference, "provider": client.name},
+        )
+        return None
+
+
+# What a `sent` message's event needs, read back by the UPDATE that records it.
+_ANNOUNCED = (
+    "id",
+    "event_id",
+    "event_type",
+    "channel",
+    "status",
+    "recipient",
+    "group_id",
+    "grant_id",
+    "region_code",
+    "provider",
+    "provider_message_id",
+    "attempts",
+    "last_error",
+)
+
+
+def _record(session: Session, delivery: Delivery, answers: dict, now, outcomes) -> None:
+    """Write each answer: the accepted ones `sent` with one UPDATE and their events with one
+    INSERT; a failure queued again after a backoff, or failed."""
+    accepted = [
+        (i, a.provider, a.message_id) for i, a in answers.items() if isinstance(a, SendResult)
+    ]
+    if accepted:
+        table = Message.__table__
+        answered = values(
+            column("id", Uuid),
+            column("provider", String),
+            column("provider_message_id", String),
+            name="answered",
+        ).data(accepted)
+        rows = session.execute(
+            update(table)
+            .where(table.c.id == answered.c.id)
+            .values(
+                # A receipt that arrived first has already made it delivered or failed.
+                status=case((table.c.status == "sending", "sent"), else_=table.c.status),
+                sent_at=now,
+                last_error=None,
+                provider=answered.c.provider,
+                provider_message_id=answered.c.provider_message_id,
+                updated_at=utcnow(),  # when the answer was written (`now` is the batch's start)
+            )
+            .returning(*(table.c[name] for name in _ANNOUNCED))
+        ).all()
+        delivery.outbox.add_many(session, "notification.sent", [event_payload(r) for r in rows])
+        outcomes.update((row.id, Outcome("sent")) for row in rows)
+    refused = {i: a for i, a in answers.items() if isinstance(a, ProviderError)}
+    if refused:
+        for message in session.scalars(
+            select(Message).where(Message.id.in_(refused)).with_for_update()
+        ):
+            outcomes[message.id] = _after_failure(
+                session, delivery, message, refused[message.id], now
+            )
+
+
+def _after_failure(session: Session, delivery: Delivery, message: Message, exc, now) -> Outcome:
+    message.provider = exc.provider
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PermanentProviderError) or message.attempts >= delivery.max_attempts:
+        return _fail(session, delivery, message, error, now)
+    delay = backoff_delay(
+        message.attempts - 1, delivery.backoff_seconds, delivery.backoff_max_seconds
+    )
+    message.status, message.last_error = "queued", error[:2000]
+    message.send_after, message.dispatched_at = now + timedelta(seconds=delay), now
+    return Outcome("queued", delay)
 
 
 def due_messages(session: Session, now: datetime, limit: int = 500) -> list[uuid.UUID]:

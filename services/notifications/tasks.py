@@ -1,22 +1,34 @@
-"""The notification worker's tasks, by purpose: deliver one message, send for the messages
-that are due (after quiet hours, a backoff, or a lost send), and settle interrupted ones."""
+"""The notification worker's tasks, by purpose: deliver a batch of messages, send for the
+messages that are due (after quiet hours, a backoff, or a lost send), and settle interrupted
+ones.
+
+A grant event's own messages are delivered by the worker that made them, right after the
+task that handled the event, instead of waiting for another task: it saves a hand-over
+through the broker on the path from a transition to its SMS. Anything more than one batch,
+and everything the API queues (broadcasts, retries), goes out as deliver tasks.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from collections import Counter, defaultdict
 from functools import lru_cache
 
 from celery import Celery, shared_task
+from celery.signals import task_postrun
 
 from services.notifications.delivery import (
     NEW_MESSAGES,
     Delivery,
-    deliver,
+    Outcome,
+    deliver_many,
     due_messages,
     recover_interrupted,
 )
 from services.notifications.providers.config import providers_from_env
+from shared.config import env_int
 from shared.db import utcnow
 from shared.service import ServiceContext, task_context
 
@@ -29,14 +41,23 @@ RECOVER_INTERRUPTED = "notifications.recover_interrupted"
 COUNTDOWN_LIMIT_SECONDS = 60
 
 
+def batch_size() -> int:
+    """KUBE_DELIVERY_BATCH (default 50): messages one deliver task claims and records at once."""
+    return max(1, env_int("KUBE_DELIVERY_BATCH", 50))
+
+
+def batches(ids: list, size: int) -> list[list]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
 def send_deliveries(celery_app: Celery, queue: str, message_ids, countdown: float = 0) -> None:
-    """Ask the worker to deliver these messages (best effort: the dispatcher sends again what
-    is still queued)."""
-    for message_id in message_ids:
+    """Ask the workers to deliver these messages, a batch per task (best effort: the
+    dispatcher sends again what is still queued)."""
+    for batch in batches([str(message_id) for message_id in message_ids], batch_size()):
         try:
             celery_app.send_task(
                 DELIVER,
-                args=[str(message_id)],
+                args=[batch],
                 queue=queue,
                 countdown=countdown or None,
                 retry=True,
@@ -45,20 +66,40 @@ def send_deliveries(celery_app: Celery, queue: str, message_ids, countdown: floa
         except Exception as exc:
             log.warning(
                 "delivery not sent; the dispatcher will",
-                extra={"message_id": str(message_id), "error": type(exc).__name__},
+                extra={"messages": len(batch), "error": type(exc).__name__},
             )
             return
 
 
+# The messages this worker process's task made (filled after each commit, emptied after the
+# task): a prefork pool process runs one task at a time.
+_made_by_task: list[uuid.UUID] = []
+
+
 def watch_commits(context: ServiceContext) -> None:
-    """Send for the messages a transaction made once it commits."""
+    """Deliver the messages a task's transactions made once the task is over: the first batch
+    here and now, the rest by deliver tasks."""
 
     def after_commit(session) -> None:
-        made = session.info.pop(NEW_MESSAGES, None)
-        if made:
-            send_deliveries(context.celery, context.settings.queue, made)
+        _made_by_task.extend(session.info.pop(NEW_MESSAGES, ()))
+
+    def after_task(**_kwargs) -> None:
+        if not _made_by_task:
+            return
+        made = list(_made_by_task)
+        _made_by_task.clear()
+        first, rest = made[: batch_size()], made[batch_size() :]
+        send_deliveries(context.celery, context.settings.queue, rest)
+        try:
+            outcomes = deliver_many(_delivery(), first, utcnow())
+        except Exception:
+            log.exception("delivery after the event failed; sent as a task")
+            send_deliveries(context.celery, context.settings.queue, first)
+            return
+        send_retries(context, outcomes)
 
     context.db.on_commit(after_commit)
+    task_postrun.connect(after_task, weak=False)
 
 
 @lru_cache(maxsize=1)
@@ -75,19 +116,30 @@ def _delivery() -> Delivery:
         max_attempts=settings.task_max_retries + 1,
         backoff_seconds=settings.retry_backoff_seconds,
         backoff_max_seconds=settings.retry_backoff_max_seconds,
+        # KUBE_DELIVERY_CONCURRENCY (default 8): provider calls one worker process keeps in
+        # flight; the rate limit still holds across them all.
+        concurrency=max(1, env_int("KUBE_DELIVERY_CONCURRENCY", 8)),
     )
 
 
+def send_retries(context: ServiceContext, outcomes: dict[uuid.UUID, Outcome]) -> None:
+    """Send again, with a countdown, what is due again within a minute (by second)."""
+    due: dict[int, list[uuid.UUID]] = defaultdict(list)
+    for message_id, outcome in outcomes.items():
+        if outcome.retry_in is not None and outcome.retry_in <= COUNTDOWN_LIMIT_SECONDS:
+            due[math.ceil(outcome.retry_in)].append(message_id)
+    for seconds, ids in sorted(due.items()):
+        send_deliveries(context.celery, context.settings.queue, ids, countdown=seconds)
+
+
 @shared_task(name=DELIVER)
-def deliver_task(message_id: str) -> str:
-    """Deliver one message to its provider."""
+def deliver_task(message_ids: list[str] | str) -> dict[str, int]:
+    """Deliver a batch of messages (one id, as older tasks carry, is a batch of one)."""
     context = task_context("notifications")
-    outcome = deliver(_delivery(), uuid.UUID(message_id), utcnow())
-    if outcome.retry_in is not None and outcome.retry_in <= COUNTDOWN_LIMIT_SECONDS:
-        send_deliveries(
-            context.celery, context.settings.queue, [message_id], countdown=outcome.retry_in
-        )
-    return outcome.status
+    ids = [message_ids] if isinstance(message_ids, str) else message_ids
+    outcomes = deliver_many(_delivery(), [uuid.UUID(i) for i in ids], utcnow())
+    send_retries(context, outcomes)
+    return dict(Counter(outcome.status for outcome in outcomes.values()))
 
 
 @shared_task(name=DISPATCH_DUE)

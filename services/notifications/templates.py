@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 
 from babel.dates import format_date
 from babel.numbers import format_decimal
@@ -73,12 +74,19 @@ SAMPLE = {
 }
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, language: str, province: str):
+    """A template compiled once per text, language and province (whose time zone its dates
+    are in): a group's members share one, and compiling costs far more than rendering."""
+    return _environment(language, province).from_string(source)
+
+
 def render(body: str, subject: str | None, data: dict, *, language: str, region_code=None):
     """The template's subject and text with `data`; InvalidInput naming what fails."""
-    environment = _environment(language, region_code)
+    province = (region_code or "")[:2]
     try:
-        text = environment.from_string(body).render(**data).strip()
-        title = environment.from_string(subject).render(**data).strip() if subject else None
+        text = _compiled(body, language, province).render(**data).strip()
+        title = _compiled(subject, language, province).render(**data).strip() if subject else None
     except TemplateError as exc:
         raise InvalidInput.field("body", f"The template does not render: {exc}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
@@ -123,16 +131,24 @@ def find_template(session: Session, template_id: uuid.UUID) -> Template:
 def template_for(
     session: Session, key: str, channel: str, language: str
 ) -> tuple[Template, TemplateVersion] | None:
-    """The template for a recipient's language, else the Indonesian one."""
-    for lang in dict.fromkeys((language, DEFAULT_LANGUAGE)):
-        template = session.scalar(
-            select(Template).where(
-                Template.key == key, Template.channel == channel, Template.language == lang
-            )
+    """The template for a recipient's language, else the Indonesian one, with its current
+    version (one query)."""
+    found = session.execute(
+        select(Template, TemplateVersion)
+        .join(
+            TemplateVersion,
+            (TemplateVersion.template_id == Template.id)
+            & (TemplateVersion.version == Template.version),
         )
-        if template is not None:
-            return template, current_version(session, template)
-    return None
+        .where(
+            Template.key == key,
+            Template.channel == channel,
+            Template.language.in_({language, DEFAULT_LANGUAGE}),
+        )
+        .order_by((Template.language == language).desc())
+        .limit(1)
+    ).first()
+    return (found[0], found[1]) if found else None
 
 
 def save_version(

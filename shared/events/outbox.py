@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from shared.config import queue_name
@@ -57,6 +57,26 @@ class Outbox:
         )
         session.info[_PENDING_KEY] = True
         return envelope
+
+    def add_many(self, session: Session, event_type: str, payloads: list[dict]) -> list[dict]:
+        """Record several events of one type in `session` with one INSERT statement."""
+        envelopes = []
+        for payload in payloads:
+            envelope = new_envelope(
+                event_type, payload, source=self.service, correlation_id=correlation_id_var.get()
+            )
+            envelope["signature"] = sign(envelope, self.signing_key)
+            envelopes.append(envelope)
+        if envelopes:
+            session.execute(
+                insert(self.model),
+                [
+                    {"id": uuid.UUID(e["id"]), "event_type": event_type, "envelope": e}
+                    for e in envelopes
+                ],
+            )
+            session.info[_PENDING_KEY] = True
+        return envelopes
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_PENDING_KEY, False):

@@ -3,11 +3,12 @@ delivered, retried, refused, failed over, never twice."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text
 
-from services.notifications.delivery import deliver, send_after
+from services.notifications.delivery import deliver, deliver_many, send_after
 from services.notifications.models import Message, OfficeMailbox, OptOut
 from services.notifications.providers.failover import FailoverSms
 from services.notifications.providers.http_sms import HttpSms, userkey_gateway
@@ -133,6 +134,83 @@ def test_the_failover_gateway_carries_what_the_first_cannot(apps, sms_gateway):
         assert sms_gateway.to(national(number)) == []
     finally:
         second.stop()
+
+
+def test_a_batch_gives_each_message_its_own_outcome(apps, sms_gateway):
+    group_id, phones, name = reachable_group(apps, members=6)
+    refused, busy, opted_out, *fine = phones
+    sms_gateway.plan(national(refused), "reject")
+    sms_gateway.plan(national(busy), 500)
+    with apps["notifications"].extensions["kube"].db.transaction() as session:
+        session.add(OptOut(phone=opted_out, source="api"))
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    made = {m.recipient: m.id for m in messages_of(apps, event_id=envelope["id"])}
+    now = utcnow()
+
+    outcomes = deliver_many(delivery(apps, concurrency=4), list(made.values()), now)
+    status = {number: outcomes[made[number]].status for number in phones}
+    assert status == {
+        refused: "failed",
+        busy: "queued",
+        opted_out: "failed",
+        **dict.fromkeys(fine, "sent"),
+    }
+    assert outcomes[made[busy]].retry_in > 0
+    for number in fine:
+        assert len(sms_gateway.to(national(number))) == 1
+        assert outbox_count(apps, "notification.sent", made[number]) == 1
+    assert sms_gateway.to(national(opted_out)) == []
+    assert outbox_count(apps, "notification.failed", made[refused]) == 1
+
+    again = deliver_many(delivery(apps, concurrency=4), list(made.values()), now)
+    assert again[made[busy]].status == "deferred"
+    assert {again[made[number]].status for number in [*fine, refused]} == {"skipped"}
+    for number in fine:
+        assert len(sms_gateway.to(national(number))) == 1
+
+
+def test_a_batch_takes_only_the_send_slots_the_rate_limit_has(apps, sms_gateway):
+    from services.notifications.providers.ratelimit import Rate, RateLimiter
+
+    group_id, phones, name = reachable_group(apps, members=5)
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    ids = [m.id for m in messages_of(apps, event_id=envelope["id"])]
+    key_prefix = f"test-rl-{uuid.uuid4().hex}"
+    redis_client = apps["notifications"].extensions["kube"].redis
+    limiter = RateLimiter(redis_client, {"sms-gateway": Rate(3, 30.0)}, key_prefix)
+    try:
+        outcomes = deliver_many(delivery(apps, limiter=limiter), ids, utcnow())
+    finally:
+        limiter.reset("sms-gateway")
+    statuses = sorted(outcome.status for outcome in outcomes.values())
+    assert statuses == ["deferred", "deferred", "sent", "sent", "sent"]
+    assert all(0 < o.retry_in <= 30 for o in outcomes.values() if o.status == "deferred")
+    assert sum(len(sms_gateway.to(national(number))) for number in phones) == 3
+
+
+def test_a_provider_call_that_breaks_leaves_only_its_message_sending(apps, sms_gateway):
+    group_id, phones, name = reachable_group(apps, members=3)
+    envelope = receive(apps, stage_changed(grant_snapshot(group_id, name, stage="approved")))
+    made = {m.recipient: m.id for m in messages_of(apps, event_id=envelope["id"])}
+    gateway = delivery(apps).sms
+    broken = phones[0]
+
+    class Breaks:
+        name = gateway.name
+
+        def send_sms(self, to_e164, text, reference):
+            if to_e164 == broken:
+                raise RuntimeError("a bug after the request went out")
+            return gateway.send_sms(to_e164, text, reference)
+
+    outcomes = deliver_many(delivery(apps, sms=Breaks(), concurrency=3), made.values(), utcnow())
+    assert outcomes[made[broken]].status == "skipped"
+    assert {outcomes[made[n]].status for n in phones[1:]} == {"sent"}
+    assert {m.recipient: m.status for m in messages_of(apps, event_id=envelope["id"])} == {
+        broken: "sending",
+        phones[1]: "sent",
+        phones[2]: "sent",
+    }
 
 
 def test_an_opted_out_number_gets_only_critical_messages(apps, sms_gateway):

@@ -411,3 +411,25 @@ def test_mask_number_keeps_the_prefix_and_last_four():
 def test_a_wrong_gateway_configuration_says_what_is_wrong(options, message):
     with pytest.raises(ValueError, match=message):
         GatewayConfig(url="https://sms.example/api").with_options(options)
+
+
+def test_a_proxy_in_the_environment_carries_the_requests(gateway, monkeypatch):
+    # An office that reaches its gateway through a proxy: the client reads the proxy once,
+    # when it is made, and sends every SMS through it.
+    recorder = answer(gateway)
+    monkeypatch.setenv("HTTP_PROXY", gateway.url_for("/").rstrip("/"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sms = HttpSms(GatewayConfig(url="http://sms-gateway.invalid/sms"))
+    monkeypatch.delenv("HTTP_PROXY")
+    sms.send_sms(NUMBER, TEXT, "ref-1")
+    assert len(recorder.requests) == 1
+    assert recorder.requests[0]["headers"]["Host"] == "sms-gateway.invalid"
+
+
+def test_no_proxy_leaves_the_gateway_direct(gateway, monkeypatch):
+    recorder = answer(gateway)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client(gateway).send_sms(NUMBER, TEXT, "ref-2")
+    assert len(recorder.requests) == 1

@@ -44,6 +44,16 @@ def test_a_slot_is_refused_past_the_limit_with_the_wait_until_one_frees(redis_cl
     assert 0 < limiter.acquire("gw") <= wait
 
 
+def test_a_batch_gets_the_slots_that_are_left_and_the_wait_for_the_rest(redis_client, key_prefix):
+    limiter = RateLimiter(redis_client, {"gw": Rate(5, 30.0)}, key_prefix)
+    assert limiter.acquire_many("gw", 3) == (3, 0.0)
+    granted, wait = limiter.acquire_many("gw", 4)
+    assert granted == 2 and 0 < wait <= 30
+    assert limiter.acquire_many("gw", 2)[0] == 0
+    assert limiter.acquire("gw") > 0
+    assert redis_client.zcard(limiter.key("gw")) == 5
+
+
 def test_providers_have_their_own_slots(redis_client, key_prefix):
     limiter = RateLimiter(redis_client, {"a": Rate(1, 30.0), "b": Rate(1, 30.0)}, key_prefix)
     assert limiter.acquire("a") == 0.0

@@ -1,9 +1,10 @@
 """A rate limit per provider that holds across every worker process, kept in Redis.
 
 Each provider has a sliding window: at most `count` sends in any `seconds`-long span, as
-Redis's own clock sees it. One Lua script checks and records a send atomically, so
-processes racing for the last slot cannot both win. A refused caller learns how long
-until a slot frees up, and a Celery task retries with that countdown instead of sleeping.
+Redis's own clock sees it. One Lua script checks and records sends atomically (a batch of
+deliveries asks for several slots at once), so processes racing for the last slot cannot
+both win. A refused caller learns how long until a slot frees up, and a Celery task
+retries with that countdown instead of sleeping.
 """
 
 from __future__ import annotations
@@ -16,22 +17,30 @@ from dataclasses import dataclass
 import redis
 
 # KEYS[1] the provider's window (a sorted set of sends scored by microseconds);
-# ARGV: count, window in microseconds, a unique member for this send.
-# Returns 0 when the send is allowed, else the microseconds until the oldest send leaves.
+# ARGV: count, window in microseconds, how many sends are asked for, a unique prefix for
+# their members. Returns {granted, microseconds until the oldest send leaves the window
+# (0 when every send asked for was granted)}.
 _ACQUIRE = """
 local key = KEYS[1]
 local count = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < count then
-  redis.call('ZADD', key, now, ARGV[3])
+local granted = math.min(wanted, count - redis.call('ZCARD', key))
+if granted < 0 then granted = 0 end
+for i = 1, granted do
+  redis.call('ZADD', key, now, ARGV[4] .. ':' .. i)
+end
+if granted > 0 then
   redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
-  return 0
+end
+if granted == wanted then
+  return {granted, 0}
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
+return {granted, math.max(1, tonumber(oldest[2]) + window - now)}
 """
 
 
@@ -80,14 +89,20 @@ class RateLimiter:
     def acquire(self, provider: str) -> float:
         """Take a send slot for `provider`: 0.0 when taken, else the seconds to wait before
         asking again."""
+        granted, wait = self.acquire_many(provider, 1)
+        return 0.0 if granted else wait
+
+    def acquire_many(self, provider: str, wanted: int) -> tuple[int, float]:
+        """Take up to `wanted` send slots for `provider` in one call: how many were taken,
+        and, when fewer than asked, the seconds until the next one frees up."""
         rate = self.rates.get(provider)
-        if rate is None:
-            return 0.0
-        micros = self._acquire(
+        if rate is None or wanted < 1:
+            return max(wanted, 0), 0.0
+        granted, micros = self._acquire(
             keys=[self.key(provider)],
-            args=[rate.count, math.ceil(rate.seconds * 1_000_000), uuid.uuid4().hex],
+            args=[rate.count, math.ceil(rate.seconds * 1_000_000), wanted, uuid.uuid4().hex],
         )
-        return int(micros) / 1_000_000
+        return int(granted), int(micros) / 1_000_000
 
     def reset(self, provider: str) -> None:
         """Forget every recorded send of `provider`."""
