@@ -413,10 +413,11 @@ def _claim(session: Session, delivery: Delivery, ids, now, outcomes) -> list[_Ha
             opted_out.append(row.id)
         else:
             ready.setdefault(delivery.client(row.channel).name, []).append(row)
-    for message in session.scalars(select(Message).where(Message.id.in_(opted_out))):
-        outcomes[message.id] = _fail(
-            session, delivery, message, "The number opted out of SMS.", now
-        )
+    if opted_out:
+        for message in session.scalars(select(Message).where(Message.id.in_(opted_out))):
+            outcomes[message.id] = _fail(
+                session, delivery, message, "The number opted out of SMS.", now
+            )
     table = Message.__table__
     claimed = []
     for provider, waiting in ready.items():

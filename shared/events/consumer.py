@@ -52,22 +52,24 @@ class Consumer:
             raise PermanentError(f"{self.service} has no handler for {envelope['type']}")
         token = correlation_id_var.set(envelope.get("correlation_id"))
         try:
+            event_id = uuid.UUID(envelope["id"])
             with self.db.transaction() as session:
                 # The insert takes the id's index lock: a concurrent copy of this event waits
-                # here, then sees the conflict once this transaction commits.
+                # here, then sees the conflict once this transaction commits. The same
+                # statement clears the event's failed attempts: they are history once it is
+                # applied, and if the handler fails the rollback keeps them.
+                cleared = delete(self.attempts).where(self.attempts.event_id == event_id).cte()
                 first = session.execute(
                     insert(self.inbox)
-                    .values(event_id=uuid.UUID(envelope["id"]), event_type=envelope["type"])
+                    # (Given here: with the CTE, the column's Python default was not applied.)
+                    .values(event_id=event_id, event_type=envelope["type"], handled_at=utcnow())
                     .on_conflict_do_nothing(index_elements=["event_id"])
                     .returning(self.inbox.event_id)
+                    .add_cte(cleared)
                 ).first()
                 if first is None:
                     return "duplicate"
                 handler(session, payload, envelope)
-                # Applied: any failed attempts of it are history now.
-                session.execute(
-                    delete(self.attempts).where(self.attempts.event_id == uuid.UUID(envelope["id"]))
-                )
             return "handled"
         finally:
             correlation_id_var.reset(token)

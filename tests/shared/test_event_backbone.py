@@ -420,3 +420,58 @@ def test_an_event_not_signed_by_a_producer_is_refused_and_dead_lettered(
 
     assert "signature" in wait_until(dead_lettered, timeout=60)
     assert projected(apps, group["id"])[0] == name
+
+
+def test_an_applied_event_clears_its_failed_attempts_and_a_failing_one_keeps_them(apps):
+    from shared.events.consumer import Consumer
+    from shared.events.envelope import new_envelope
+    from shared.events.signing import sign
+
+    context = apps["notifications"].extensions["kube"]
+    group_id = str(uuid.uuid4())
+    payload = {
+        "group": {
+            "group_id": group_id,
+            "version": 1,
+            "name": "KUBE Percobaan",
+            "region_code": "6472011001",
+            "status": "active",
+            "business_type": None,
+            "member_count": 0,
+            "members": [],
+        }
+    }
+    envelope = new_envelope("group.registered", payload, source="registry", correlation_id=None)
+    key = context.settings.event_signing_keys[0]
+    envelope["signature"] = sign(envelope, key)
+    calls = []
+
+    def handler(session, payload, envelope):
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("the first try breaks")
+
+    consumer = Consumer(
+        "notifications",
+        context.db,
+        context.tables,
+        {"group.registered": handler},
+        signing_keys=(key,),
+    )
+    consumer.record_failure(envelope, RuntimeError("earlier"), base=0.1, cap=1.0)
+    with pytest.raises(RuntimeError):
+        consumer.handle(envelope)
+
+    def attempts() -> int:
+        return scalar(
+            apps,
+            "notifications",
+            "SELECT count(*) FROM event_attempts WHERE event_id = :id",
+            id=envelope["id"],
+        )
+
+    assert attempts() == 1  # the failed handling rolled back, the count stays
+    assert consumer.handle(envelope) == "handled"
+    assert attempts() == 0
+    assert consumer.handle(envelope) == "duplicate"
+    assert len(calls) == 2
