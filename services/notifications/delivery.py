@@ -21,11 +21,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import String, Uuid, and_, case, column, or_, select, update, values
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, Uuid, and_, case, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
-from services.notifications.models import Contact, Message, OfficeMailbox, OptOut, Rule
+from services.notifications.models import (
+    Contact,
+    Message,
+    OfficeMailbox,
+    OptOut,
+    Rule,
+    Template,
+    TemplateVersion,
+)
 from services.notifications.providers.base import (
     PermanentProviderError,
     ProviderError,
@@ -34,7 +42,7 @@ from services.notifications.providers.base import (
     mask_number,
 )
 from services.notifications.sms_text import sms_length
-from services.notifications.templates import render, template_for
+from services.notifications.templates import DEFAULT_LANGUAGE, render
 from shared.config import env_str
 from shared.db import utcnow
 from shared.errors import Conflict
@@ -90,12 +98,31 @@ def send_after(now: datetime, region_code: str, *, critical: bool, channel: str,
     return datetime.combine(morning, QUIET_END, tzinfo=local.tzinfo)
 
 
-def matching_rules(session: Session, event_type: str, payload: dict) -> list[Rule]:
-    """The enabled rules of an event (for a stage change, of the stage it reached)."""
-    statement = select(Rule).where(Rule.enabled, Rule.event_type == event_type)
+def matching_rules(session: Session, event_type: str, payload: dict) -> list[tuple[Rule, dict]]:
+    """The enabled rules of an event (for a stage change, of the stage it reached), each with
+    its template's current version per language, in one query."""
+    statement = (
+        select(Rule, Template, TemplateVersion)
+        .outerjoin(
+            Template, and_(Template.key == Rule.template_key, Template.channel == Rule.channel)
+        )
+        .outerjoin(
+            TemplateVersion,
+            and_(
+                TemplateVersion.template_id == Template.id,
+                TemplateVersion.version == Template.version,
+            ),
+        )
+        .where(Rule.enabled, Rule.event_type == event_type)
+    )
     if event_type == "grant.stage_changed":
         statement = statement.where(or_(Rule.stage.is_(None), Rule.stage == payload["to"]))
-    return list(session.scalars(statement.order_by(Rule.id)))
+    found: dict[int, tuple[Rule, dict]] = {}
+    for rule, template, version in session.execute(statement.order_by(Rule.id)):
+        _, languages = found.setdefault(rule.id, (rule, {}))
+        if template is not None and version is not None:
+            languages[template.language] = (template, version)
+    return list(found.values())
 
 
 def template_data(payload: dict) -> dict:
@@ -174,7 +201,7 @@ def create_messages(
     group_id, region_code = grant.get("group_id"), grant.get("region_code", "")
     data = template_data(payload)
     made: list[uuid.UUID] = []
-    for rule in matching_rules(session, event_type, payload):
+    for rule, templates in matching_rules(session, event_type, payload):
         people = recipients_of(
             session,
             rule.audience,
@@ -185,12 +212,10 @@ def create_messages(
         )
         if not people and rule.audience == "office_mailbox":
             made += _unreachable(session, event_id, event_type, rule, grant, payload, now)
-        # A rule's template is looked up once per language, and its messages are inserted
-        # by one statement (sent as one INSERT of many rows): a group's members share both.
-        templates: dict[str, tuple | None] = {}
+        # A rule's messages are inserted by one statement (sent as one INSERT of many rows).
         rows = []
         for person in people:
-            values = _message_values(rule, person, data, grant, now, quiet, session, templates)
+            values = _message_values(rule, person, data, grant, now, quiet, templates)
             if values is not None:
                 rows.append({"event_id": event_id, "event_type": event_type, **values})
         if rows:
@@ -207,12 +232,9 @@ def create_messages(
     return made
 
 
-def _message_values(rule, person, data, grant, now, quiet, session, templates) -> dict | None:
-    if person.language not in templates:
-        templates[person.language] = template_for(
-            session, rule.template_key, rule.channel, person.language
-        )
-    found = templates[person.language]
+def _message_values(rule, person, data, grant, now, quiet, templates) -> dict | None:
+    # The recipient's language, else Indonesian.
+    found = templates.get(person.language) or templates.get(DEFAULT_LANGUAGE)
     if found is None:
         log.error("no template", extra={"template": rule.template_key, "channel": rule.channel})
         return None
@@ -369,13 +391,12 @@ def deliver(delivery: Delivery, message_id: uuid.UUID, now: datetime) -> Outcome
 
 
 def deliver_many(delivery: Delivery, message_ids, now: datetime) -> dict[uuid.UUID, Outcome]:
-    """Send each queued message of `message_ids` once: claimed together in one transaction,
+    """Send each queued message of `message_ids` once: claimed together by one statement,
     handed to their providers several at a time, their answers recorded together in a
     second transaction. Each message's outcome is its own: one failing holds up no other."""
     ids = list(dict.fromkeys(message_ids))
     outcomes: dict[uuid.UUID, Outcome] = {}
-    with delivery.db.transaction() as session:
-        claimed = _claim(session, delivery, ids, now, outcomes)
+    claimed = _claim(delivery, ids, now, outcomes)
     answers = _hand_over(delivery, claimed)
     if answers:
         with delivery.db.transaction() as session:
@@ -386,61 +407,82 @@ def deliver_many(delivery: Delivery, message_ids, now: datetime) -> dict[uuid.UU
     return outcomes
 
 
-def _claim(session: Session, delivery: Delivery, ids, now, outcomes) -> list[_Handover]:
-    """Mark the due, allowed messages `sending` (within the providers' rate limits)."""
-    rows = session.execute(
-        select(
-            Message.id,
-            Message.channel,
-            Message.recipient,
-            Message.subject,
-            Message.body,
-            Message.send_after,
-            Message.critical,
-            OptOut.phone.label("opted_out"),
-        )
-        .outerjoin(OptOut, and_(Message.channel == "sms", OptOut.phone == Message.recipient))
-        .where(Message.id.in_(ids), Message.status == "queued")
-        .order_by(Message.created_at)
-        .with_for_update(of=Message, skip_locked=True)
-    ).all()
-    ready: dict[str, list] = {}
-    opted_out = []
-    for row in rows:
-        if row.send_after > now:
-            outcomes[row.id] = Outcome("deferred", (row.send_after - now).total_seconds())
-        elif row.opted_out and not row.critical:
-            opted_out.append(row.id)
-        else:
-            ready.setdefault(delivery.client(row.channel).name, []).append(row)
-    if opted_out:
-        for message in session.scalars(select(Message).where(Message.id.in_(opted_out))):
-            outcomes[message.id] = _fail(
-                session, delivery, message, "The number opted out of SMS.", now
-            )
+def _claim(delivery: Delivery, ids, now, outcomes) -> list[_Handover]:
+    """Mark the due, allowed messages `sending` in one statement, then keep as many as the
+    providers' rate limits allow (the rest go back to `queued`, due when a slot frees up)."""
     table = Message.__table__
+    opted_out = select(OptOut.phone).where(OptOut.phone == table.c.recipient).exists()
+    takeable = (
+        select(table.c.id)
+        .where(
+            table.c.id.in_(ids),
+            table.c.status == "queued",
+            table.c.send_after <= now,
+            or_(table.c.channel != "sms", table.c.critical, ~opted_out),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    with delivery.db.autocommit() as session:
+        taken = session.execute(
+            update(table)
+            .where(table.c.id.in_(takeable.scalar_subquery()))
+            .values(status="sending", attempts=table.c.attempts + 1, provider=None, updated_at=now)
+            .returning(
+                table.c.id,
+                table.c.channel,
+                table.c.recipient,
+                table.c.subject,
+                table.c.body,
+                table.c.created_at,
+            )
+        ).all()
+    if len(taken) < len(ids):
+        _settle_untaken(delivery, set(ids) - {row.id for row in taken}, now, outcomes)
+    ready: dict[str, list] = {}
+    for row in sorted(taken, key=lambda row: row.created_at):
+        ready.setdefault(delivery.client(row.channel).name, []).append(row)
     claimed = []
     for provider, waiting in ready.items():
         granted, wait = delivery.limiter.acquire_many(provider, len(waiting))
         if granted < len(waiting):
             later = [row.id for row in waiting[granted:]]
-            session.execute(
-                update(table)
-                .where(table.c.id.in_(later))
-                .values(send_after=now + timedelta(seconds=wait))
-            )
+            with delivery.db.autocommit() as session:
+                session.execute(
+                    update(table)
+                    .where(table.c.id.in_(later), table.c.status == "sending")
+                    .values(
+                        status="queued",
+                        attempts=table.c.attempts - 1,
+                        send_after=now + timedelta(seconds=wait),
+                    )
+                )
             outcomes.update((message_id, Outcome("deferred", wait)) for message_id in later)
         claimed += [
             _Handover(row.id, row.channel, row.recipient, row.subject, row.body)
             for row in waiting[:granted]
         ]
-    if claimed:
-        session.execute(
-            update(table)
-            .where(table.c.id.in_([handover.id for handover in claimed]))
-            .values(status="sending", attempts=table.c.attempts + 1, provider=None, updated_at=now)
-        )
     return claimed
+
+
+def _settle_untaken(delivery: Delivery, ids: set, now, outcomes) -> None:
+    """Why a queued message was not taken: not due yet (deferred), or its number opted out
+    (failed now, with its event); anything else is sent, failed, or another worker's."""
+    with delivery.db.transaction() as session:
+        rows = session.execute(
+            select(Message, OptOut.phone.label("opted_out"))
+            .outerjoin(OptOut, and_(Message.channel == "sms", OptOut.phone == Message.recipient))
+            .where(Message.id.in_(ids), Message.status == "queued")
+            .with_for_update(of=Message, skip_locked=True)
+        ).all()
+        for message, opted_out in rows:
+            if message.send_after > now:
+                outcomes[message.id] = Outcome(
+                    "deferred", (message.send_after - now).total_seconds()
+                )
+            elif opted_out and not message.critical:
+                outcomes[message.id] = _fail(
+                    session, delivery, message, "The number opted out of SMS.", now
+                )
 
 
 def _hand_over(delivery: Delivery, claimed: list[_Handover]) -> dict[uuid.UUID, object]:
@@ -506,12 +548,18 @@ def _record(session: Session, delivery: Delivery, answers: dict, now, outcomes) 
     ]
     if accepted:
         table = Message.__table__
-        answered = values(
-            column("id", Uuid),
-            column("provider", String),
-            column("provider_message_id", String),
-            name="answered",
-        ).data(accepted)
+        # Arrays unnested, not a VALUES list: the statement stays the same for any batch, so
+        # SQLAlchemy compiles it once (a VALUES list of data is compiled for every call).
+        ids, providers, references = (list(part) for part in zip(*accepted, strict=True))
+        answered = (
+            func.unnest(
+                literal(ids, ARRAY(Uuid)),
+                literal(providers, ARRAY(String)),
+                literal(references, ARRAY(String)),
+            )
+            .table_valued("id", "provider", "provider_message_id")
+            .render_derived(name="answered")
+        )
         rows = session.execute(
             update(table)
             .where(table.c.id == answered.c.id)

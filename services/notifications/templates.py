@@ -12,7 +12,6 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notifications.models import Template, TemplateVersion
@@ -126,29 +125,6 @@ def find_template(session: Session, template_id: uuid.UUID) -> Template:
     if found is None:
         raise NotFound("No template with this id.")
     return found
-
-
-def template_for(
-    session: Session, key: str, channel: str, language: str
-) -> tuple[Template, TemplateVersion] | None:
-    """The template for a recipient's language, else the Indonesian one, with its current
-    version (one query)."""
-    found = session.execute(
-        select(Template, TemplateVersion)
-        .join(
-            TemplateVersion,
-            (TemplateVersion.template_id == Template.id)
-            & (TemplateVersion.version == Template.version),
-        )
-        .where(
-            Template.key == key,
-            Template.channel == channel,
-            Template.language.in_({language, DEFAULT_LANGUAGE}),
-        )
-        .order_by((Template.language == language).desc())
-        .limit(1)
-    ).first()
-    return (found[0], found[1]) if found else None
 
 
 def save_version(

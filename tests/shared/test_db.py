@@ -1,0 +1,51 @@
+"""The connection pool against a real PostgreSQL: a connection that died while idle is replaced
+before use; one that dies while busy fails one statement, and the next one works."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from shared import db as db_module
+from shared.config import sqlalchemy_url
+from shared.db import Database
+
+
+@pytest.fixture
+def database(postgres_server):
+    database = Database(sqlalchemy_url(postgres_server), pool_size=1)
+    yield database
+    database.dispose()
+
+
+def backend_pid(database: Database) -> int:
+    with database.transaction() as session:
+        return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def terminate(postgres_server: str, pid: int) -> None:
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_that_died_while_idle_is_replaced_before_use(
+    database, postgres_server, monkeypatch
+):
+    first = backend_pid(database)
+    terminate(postgres_server, first)
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has idled long enough
+    second = backend_pid(database)
+    assert second != first
+
+
+def test_a_connection_that_died_while_busy_fails_once_then_the_pool_recovers(
+    database, postgres_server
+):
+    first = backend_pid(database)
+    terminate(postgres_server, first)
+    with pytest.raises(OperationalError) as lost:
+        backend_pid(database)  # used at once: not pinged, so its statement meets the loss
+    assert lost.value.connection_invalidated
+    assert backend_pid(database) != first
