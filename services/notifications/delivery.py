@@ -23,6 +23,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import String, Uuid, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from services.notifications.models import (
@@ -98,11 +99,23 @@ def send_after(now: datetime, region_code: str, *, critical: bool, channel: str,
     return datetime.combine(morning, QUIET_END, tzinfo=local.tzinfo)
 
 
-def matching_rules(session: Session, event_type: str, payload: dict) -> list[tuple[Rule, dict]]:
+def matching_rules(session: Session, event_type: str, payload: dict) -> list[tuple[Row, dict]]:
     """The enabled rules of an event (for a stage change, of the stage it reached), each with
-    its template's current version per language, in one query."""
+    its template's current version per language, in one query (plain rows: this runs for
+    every event, on the way from a transition to its SMS)."""
     statement = (
-        select(Rule, Template, TemplateVersion)
+        select(
+            Rule.id,
+            Rule.audience,
+            Rule.channel,
+            Rule.template_key,
+            Rule.critical,
+            Template.id.label("template_id"),
+            Template.language,
+            TemplateVersion.version,
+            TemplateVersion.subject,
+            TemplateVersion.body,
+        )
         .outerjoin(
             Template, and_(Template.key == Rule.template_key, Template.channel == Rule.channel)
         )
@@ -117,11 +130,11 @@ def matching_rules(session: Session, event_type: str, payload: dict) -> list[tup
     )
     if event_type == "grant.stage_changed":
         statement = statement.where(or_(Rule.stage.is_(None), Rule.stage == payload["to"]))
-    found: dict[int, tuple[Rule, dict]] = {}
-    for rule, template, version in session.execute(statement.order_by(Rule.id)):
-        _, languages = found.setdefault(rule.id, (rule, {}))
-        if template is not None and version is not None:
-            languages[template.language] = (template, version)
+    found: dict[int, tuple[Row, dict]] = {}
+    for row in session.execute(statement.order_by(Rule.id)):
+        _, languages = found.setdefault(row.id, (row, {}))
+        if row.version is not None:
+            languages[row.language] = row
     return list(found.values())
 
 
@@ -162,13 +175,17 @@ def recipients_of(
     if audience == "office_mailbox":
         mailbox = _mailbox(session, region_code, role or "admin")
         return [Recipient(mailbox.email, mailbox.email, role, "id")] if mailbox else []
-    statement = select(Contact).where(Contact.group_id == group_id).order_by(Contact.member_id)
+    statement = (
+        select(Contact.member_id, Contact.name, Contact.phone, Contact.email, Contact.language)
+        .where(Contact.group_id == group_id)
+        .order_by(Contact.member_id)
+    )
     if audience == "officers":
         statement = statement.where(Contact.role.in_(OFFICER_ROLES))
     elif audience == "ketua":
         statement = statement.where(Contact.role == "ketua")
     found = []
-    for contact in session.scalars(statement):
+    for contact in session.execute(statement):
         address = contact.phone if channel == "sms" else contact.email
         if address:
             found.append(Recipient(str(contact.member_id), address, contact.name, contact.language))
@@ -221,9 +238,10 @@ def create_messages(
         if rows:
             made += (
                 session.execute(
-                    insert(Message)
+                    # The table, not the mapped class: a plain multi-row INSERT, no ORM bulk step.
+                    insert(Message.__table__)
                     .on_conflict_do_nothing(constraint="uq_messages_one_per_event")
-                    .returning(Message.id),
+                    .returning(Message.__table__.c.id),
                     rows,
                 )
                 .scalars()
@@ -238,12 +256,11 @@ def _message_values(rule, person, data, grant, now, quiet, templates) -> dict | 
     if found is None:
         log.error("no template", extra={"template": rule.template_key, "channel": rule.channel})
         return None
-    template, version = found
     subject, body = render(
-        version.body,
-        version.subject,
+        found.body,
+        found.subject,
         {**data, "member_name": person.name or ""},
-        language=template.language,
+        language=found.language,
         region_code=grant.get("region_code"),
     )
     encoding, _, parts = sms_length(body)
@@ -254,9 +271,9 @@ def _message_values(rule, person, data, grant, now, quiet, templates) -> dict | 
         "recipient": person.address,
         "recipient_name": person.name,
         "channel": rule.channel,
-        "template_id": template.id,
-        "template_version": version.version,
-        "language": template.language,
+        "template_id": found.template_id,
+        "template_version": found.version,
+        "language": found.language,
         "subject": subject,
         "body": body,
         "encoding": encoding if rule.channel == "sms" else None,
@@ -487,15 +504,22 @@ def _settle_untaken(delivery: Delivery, ids: set, now, outcomes) -> None:
 
 def _hand_over(delivery: Delivery, claimed: list[_Handover]) -> dict[uuid.UUID, object]:
     """Each claimed message's answer: a SendResult or a ProviderError. A message whose call
-    ended any other way is left `sending`, for `recover_interrupted` (it may have gone)."""
-    if len(claimed) > 1 and delivery.concurrency > 1:
+    ended any other way is left `sending`, for `recover_interrupted` (it may have gone).
+
+    The first message goes out at once from this thread; the rest then go several at a time
+    (started together, the calls share one interpreter and would all arrive later)."""
+    if not claimed:
+        return {}
+    first, rest = claimed[0], claimed[1:]
+    answers = [_call(delivery, first)]
+    if len(rest) > 1 and delivery.concurrency > 1:
         # Each call runs in a copy of this context, so its log lines keep the correlation id.
         context = contextvars.copy_context()
-        answers = delivery.pool().map(
-            lambda handover: context.copy().run(_call, delivery, handover), claimed
+        answers += delivery.pool().map(
+            lambda handover: context.copy().run(_call, delivery, handover), rest
         )
     else:
-        answers = map(lambda handover: _call(delivery, handover), claimed)
+        answers += [_call(delivery, handover) for handover in rest]
     return {
         handover.id: answer
         for handover, answer in zip(claimed, answers, strict=True)
