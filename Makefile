@@ -115,10 +115,9 @@ compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 	    && { echo "docker-compose.yml starts without $$missing" >&2; exit 1; }; \
 	done; true
 
+# Every benchmark, then one table of all figures beside their baselines (bench/all.py).
 bench: install
-	$(BIN)/python bench/registry.py
-	$(BIN)/python bench/grants.py
-	$(BIN)/python bench/notifications.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf .local/logs .pytest_cache .ruff_cache
