@@ -19,8 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # In the order they run: the registry's reads and import, the event path, the grant
-# workflow, notifications.
-SCRIPTS = ("registry", "events", "grants", "notifications")
+# workflow, notifications, and the registry at 1,000,000 members.
+SCRIPTS = ("registry", "events", "grants", "notifications", "scale")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
