@@ -113,7 +113,8 @@ def _quick_member(data: dict[str, str], today: date) -> dict | None:
     if role not in MEMBER_ROLES or language not in LANGUAGES or not 2 <= len(name) <= 200:
         return None
     mobile = _PLAIN_MOBILE.fullmatch(_SEPARATORS.sub("", phone))
-    if mobile is None or not name.strip() or unstorable_text(data):
+    # The other values are digits or checked by their own rules.
+    if mobile is None or not name.strip() or unstorable_text(name):
         return None
     try:
         info = parse_nik(nik, today=today)
