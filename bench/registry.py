@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -436,8 +436,9 @@ def analyzer(db) -> Callable[[], None]:
 
 def run_import(
     context, data: DataSet, rules: Rules, expected_groups: int, autoanalyze: bool, report: Report
-) -> None:
-    """Upload check (create_import) then processing (process_import), as the worker runs it."""
+) -> float:
+    """Upload check (create_import) then processing (process_import), as the worker runs it;
+    the processing rate in rows/s."""
     started = time.perf_counter()
     with context.db.transaction() as session:
         import_id = create_import(
@@ -482,6 +483,128 @@ def run_import(
             )
         for entry in (job.row_errors or [])[:20]:
             print(f"    row error: {entry}", flush=True)
+        return job.processed_rows / max(seconds, 1e-9)
+
+
+@dataclass
+class Baselines:
+    """The physical limits the import is measured against: the same member rows written by
+    psycopg's executemany and by COPY into a scratch table shaped like `members`."""
+
+    rows: int
+    executemany_seconds: float
+    copy_seconds: float
+
+    @property
+    def executemany_rate(self) -> float:
+        return self.rows / max(self.executemany_seconds, 1e-9)
+
+    @property
+    def copy_rate(self) -> float:
+        return self.rows / max(self.copy_seconds, 1e-9)
+
+
+SCRATCH = "bench_members_scratch"
+SCRATCH_COLUMNS = (
+    "id", "group_id", "nik_encrypted", "nik_hash", "kk_encrypted", "kk_hash", "name", "gender",
+    "birth_date", "phone", "email", "language", "role", "village_code", "active", "version",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+def scratch_rows(data: DataSet) -> list[tuple]:
+    """The file's member rows as the members table stores them (encrypted NIK and No. KK with
+    their keyed hashes, E.164 phones), made before any clock starts."""
+    from services.registry.models import KK_PURPOSE, NIK_PURPOSE, kk_lookup, nik_lookup
+    from shared.encryption import data_keys
+
+    keys = data_keys()
+    now = datetime.now(UTC)
+    group_ids: dict[tuple[str, str], uuid.UUID] = {}
+    rows = []
+    for record in csv.DictReader(io.StringIO(data.content.decode("utf-8"))):
+        key = (record["group_name"], record["village_code"])
+        group_id = group_ids.setdefault(key, uuid.uuid4())
+        rows.append(
+            (
+                uuid.uuid4(),
+                group_id,
+                keys.encrypt_text(record["nik"], purpose=NIK_PURPOSE),
+                nik_lookup(record["nik"]),
+                keys.encrypt_text(record["kk_number"], purpose=KK_PURPOSE),
+                kk_lookup(record["kk_number"]),
+                record["name"],
+                record["gender"],
+                date.fromisoformat(record["birth_date"]),
+                "+62" + record["phone"][1:],
+                None,
+                "id",
+                record["role"],
+                record["village_code"],
+                True,
+                1,
+                now,
+                now,
+            )
+        )
+    return rows
+
+
+def measure_baselines(context, data: DataSet, report: Report) -> Baselines:
+    """Time executemany and COPY of the import's member rows into a scratch table with the
+    members table's columns and its NIK index (each run starting from an empty table)."""
+    import psycopg
+
+    rows = scratch_rows(data)
+    url = make_url(str(context.db.engine.url)).set(drivername="postgresql")
+    columns = ", ".join(SCRATCH_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(SCRATCH_COLUMNS))
+    with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+        connection.execute(
+            f"CREATE TABLE {SCRATCH} (LIKE members INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        )
+        connection.execute(f"CREATE INDEX ON {SCRATCH} (nik_hash)")
+        connection.commit()
+        started = time.perf_counter()
+        insert = f"INSERT INTO {SCRATCH} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.executemany(insert, rows)
+        connection.commit()
+        executemany_seconds = time.perf_counter() - started
+        connection.execute(f"TRUNCATE {SCRATCH}")
+        connection.commit()
+        started = time.perf_counter()
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {SCRATCH} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        copy_seconds = time.perf_counter() - started
+        connection.execute(f"DROP TABLE {SCRATCH}")
+        connection.commit()
+    baselines = Baselines(len(rows), executemany_seconds, copy_seconds)
+    report.figure(
+        "Baseline: psycopg executemany of the same member rows",
+        f"{baselines.executemany_rate:,.0f} rows/s",
+    )
+    report.figure("Baseline: COPY of the same member rows", f"{baselines.copy_rate:,.0f} rows/s")
+    return baselines
+
+
+def report_import_ratio(import_rate: float, baselines: Baselines, report: Report) -> None:
+    """The import's rate beside its physical limits."""
+    report.figure(
+        "Import rate / executemany",
+        f"{import_rate:,.0f} / {baselines.executemany_rate:,.0f} rows/s = "
+        f"{import_rate / baselines.executemany_rate:.2f}",
+    )
+    report.figure(
+        "Import rate / COPY",
+        f"{import_rate:,.0f} / {baselines.copy_rate:,.0f} rows/s = "
+        f"{import_rate / baselines.copy_rate:.3f}",
+    )
 
 
 def check_stored(context, data: DataSet, expected_groups: int, report: Report) -> None:
@@ -928,7 +1051,9 @@ def benchmark(args: argparse.Namespace, stack: ExitStack, report: Report) -> lis
         data = make_import_file(setup, villages, args, report)
     with step("4. Import (the worker's code path, in this process)"):
         autoanalyze = stand_in_for_autovacuum(setup, args, report)
-        run_import(setup.context, data, setup.rules, args.groups, autoanalyze, report)
+        baselines = measure_baselines(setup.context, data, report)
+        import_rate = run_import(setup.context, data, setup.rules, args.groups, autoanalyze, report)
+        report_import_ratio(import_rate, baselines, report)
         check_stored(setup.context, data, args.groups, report)
     with step(f"5. gunicorn with {args.gunicorn_workers} workers on 127.0.0.1:{setup.port}"):
         process, base_url, log_path = start_server(setup, args, stack)

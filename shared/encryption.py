@@ -144,6 +144,20 @@ class DataKeys:
             return bytes(value)
         return self.encrypt(self.decrypt(value, purpose=purpose), purpose=purpose)
 
+    def encrypt_many(self, plains: list[str], *, purpose: bytes) -> list[bytes]:
+        """Texts encrypted as encrypt_text does, their nonces drawn from one read of urandom."""
+        cipher = self._cipher(self.current_id)
+        prefix = self.current_prefix
+        nonces = os.urandom(NONCE_BYTES * len(plains))
+        return [
+            prefix + nonce + cipher.encrypt(nonce, plain.encode(), purpose)
+            for nonce, plain in zip(
+                (nonces[i : i + NONCE_BYTES] for i in range(0, len(nonces), NONCE_BYTES)),
+                plains,
+                strict=True,
+            )
+        ]
+
     def encrypt_text(self, plain: str, *, purpose: bytes) -> bytes:
         return self.encrypt(plain.encode(), purpose=purpose)
 
@@ -153,7 +167,15 @@ class DataKeys:
     def lookup_hash(self, plain: str, *, purpose: bytes) -> bytes:
         """The keyed hash that finds a value: equal values, equal hashes; without the lookup
         key no hash can be computed, so the hashes cannot be guessed by enumeration."""
-        return hmac.new(self.lookup_key, purpose + b"\0" + plain.encode(), hashlib.sha256).digest()
+        # The key's HMAC state is computed once per purpose and copied, not rebuilt per value.
+        keyed = self._ciphers.get(("lookup", purpose))
+        if keyed is None:
+            keyed = self._ciphers[("lookup", purpose)] = hmac.new(
+                self.lookup_key, purpose + b"\0", hashlib.sha256
+            )
+        hasher = keyed.copy()
+        hasher.update(plain.encode())
+        return hasher.digest()
 
 
 def _header(key_id: str) -> bytes:

@@ -1,5 +1,5 @@
-"""Running an import: the worker's pass over a queued file, one transaction per group,
-resumable after a crash and safe to run twice."""
+"""Running an import: the worker's pass over a queued file, one transaction per batch of
+groups (import_batch.py), resumable after a crash and safe to run twice."""
 
 from __future__ import annotations
 
@@ -8,23 +8,19 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError
 
 from services.registry.groups import Rules
-from services.registry.import_check import (
-    CheckedGroup,
-    GroupRejected,
-    check_group,
-    group_key,
-    row_errors,
-)
-from services.registry.membership import register_group_with_members
-from services.registry.models import Group, Import
+from services.registry.import_batch import write_batch
+from services.registry.import_check import CheckedGroup, check_group, group_key
+from services.registry.models import Import
 from services.registry.spreadsheet import NO_DATA_ROWS, Sheet, file_error
+from shared.config import env_int
 from shared.db import Database, utcnow
-from shared.errors import DomainError, InvalidInput
+from shared.errors import InvalidInput
 from shared.events.outbox import Outbox
 from shared.logs import mask_personal_data
 from shared.scope import RegionScope
@@ -35,11 +31,11 @@ FINAL_STATUSES = ("done", "failed")
 # Enough to fix a file by; a file that is wrong on every row would otherwise make the
 # import row (rewritten at each progress save) grow without bound.
 MAX_LISTED_ROW_ERRORS = 1000
-# Rejected and unchanged groups write nothing, so their progress is saved this often.
-PROGRESS_EVERY_ROWS = 200
-# Separate key spaces: the one-argument lock form (a run of one import) never meets the
-# two-argument form (one group's name in one village).
-_GROUP_LOCK_SPACE = 0x4B554245  # "KUBE"
+# Complete groups are written together once they hold this many rows: few statements per
+# row, and progress saved every few thousand rows.
+BATCH_ROWS = env_int("KUBE_IMPORT_BATCH_ROWS", 5000)
+# How often a batch is checked and written again after losing a race for a NIK.
+RACE_RETRIES = 5
 
 
 @contextmanager
@@ -153,7 +149,7 @@ class _ImportRun:
 
     def run(self) -> None:
         sheet = Sheet(self.job.file_format, self.job.content)
-        # First pass: where each group's last row is, so the second pass can write a group
+        # First pass: where each group's last row is, so the second pass can check a group
         # as soon as it is complete and keep only unfinished groups in memory.
         last_row, total = {}, 0
         for number, record in sheet.records():
@@ -164,6 +160,9 @@ class _ImportRun:
         self._save_total(total)
         pending: dict[tuple[str, str], list] = {}
         seen_niks: dict[str, int] = {}
+        today = date.today()
+        batch: list[CheckedGroup] = []
+        batch_rows = 0
         # A redelivered run skips the groups the crashed one saved, in the same order.
         resume_rows, skipped_rows = self.progress.processed_rows, 0
         for number, record in sheet.records():
@@ -176,72 +175,44 @@ class _ImportRun:
                 skipped_rows += len(rows)
                 seen_niks.update((r["nik"], n) for n, r in rows if "nik" in r)
                 continue
-            self._handle(check_group(rows, self.job.scope, seen_niks))
-            if self.progress.processed_rows - self.progress.saved_rows >= PROGRESS_EVERY_ROWS:
-                self._save_progress()
+            batch.append(check_group(rows, self.job.scope, seen_niks, today))
+            batch_rows += len(rows)
+            if batch_rows >= BATCH_ROWS:
+                self._write(batch)
+                batch, batch_rows = [], 0
+        if batch:
+            self._write(batch)
 
-    def _handle(self, group: CheckedGroup) -> None:
-        if group.errors:
-            self.progress.count("rejected", len(group.rows), group.errors)
-            return
-        # The counters move in the group's own transaction, so a run that resumes after a
-        # crash knows exactly which groups are written.
-        progress = replace(self.progress)
-        progress.count("created", len(group.rows))
-        try:
-            with self.db.transaction() as session:
-                if self._exists(session, group):
-                    outcome = "unchanged"
-                else:
-                    outcome = "created"
-                    self._create(session, group)
+    def _write(self, groups: list[CheckedGroup]) -> None:
+        """Write a batch of groups and the progress they make in one transaction, so a run
+        that resumes after a crash knows exactly which groups are written."""
+        for attempt in range(1, RACE_RETRIES + 1):
+            progress = replace(self.progress, listed_errors=list(self.progress.listed_errors))
+            try:
+                with self.db.transaction() as session:
+                    outcomes = write_batch(
+                        session,
+                        self.outbox,
+                        groups,
+                        self.rules,
+                        scope=self.job.scope,
+                        actor=self.job.actor,
+                    )
+                    for outcome in outcomes:
+                        progress.count(outcome.outcome, len(outcome.group.rows), outcome.errors)
                     session.execute(
                         update(Import).where(Import.id == self.job.id).values(**progress.columns())
                     )
-        except GroupRejected as rejected:
-            self.progress.count("rejected", len(group.rows), rejected.errors)
-            return
-        if outcome == "created":
+            except IntegrityError as exc:
+                # A NIK joined another active group between the check and the insert: check
+                # again, and that group is refused like any other whose NIK is taken.
+                name = getattr(exc.orig.diag, "constraint_name", "") if exc.orig else ""
+                if name != "uq_members_active_nik" or attempt == RACE_RETRIES:
+                    raise
+                continue
             self.progress = progress
             self.progress.mark_saved()
-        else:
-            self.progress.count("unchanged", len(group.rows))
-
-    def _exists(self, session: Session, group: CheckedGroup) -> bool:
-        region_code = group.data["region_code"]
-        # Two imports of the same file at once must not both create the group.
-        session.execute(
-            select(
-                func.pg_advisory_xact_lock(
-                    _GROUP_LOCK_SPACE, func.hashtext(f"{region_code}:{group.name.lower()}")
-                )
-            )
-        )
-        existing = session.scalar(
-            select(Group.id)
-            .where(
-                Group.region_code == region_code,
-                func.lower(Group.name) == group.name.lower(),
-                Group.status != "dissolved",
-            )
-            .limit(1)
-        )
-        return existing is not None
-
-    def _create(self, session: Session, group: CheckedGroup) -> None:
-        rows = [number for number, _ in group.members]
-        try:
-            register_group_with_members(
-                session,
-                self.outbox,
-                dict(group.data),
-                [dict(data) for _, data in group.members],
-                self.rules,
-                scope=self.job.scope,
-                actor=self.job.actor,
-            )
-        except DomainError as exc:  # a rule of the registry refused the group
-            raise GroupRejected(row_errors(group, rows, exc)) from None
+            return
 
     def _save_progress(self, **final) -> None:
         with self.db.transaction() as session:
@@ -295,7 +266,8 @@ def _fail(db: Database, import_id: uuid.UUID, exc: Exception, detail: str | None
 
 
 def process_import(db: Database, outbox: Outbox, import_id: uuid.UUID, rules: Rules) -> None:
-    """Create the groups of a queued import, one transaction per group; safe to run again."""
+    """Create the groups of a queued import, a batch of groups per transaction; safe to run
+    again."""
     with lock_connection(db) as connection:
         # Celery may deliver the same import twice (a redelivery while the first run is
         # still going); only one run at a time works on it.
