@@ -58,6 +58,9 @@ def _recent_visits(groups):
         .where(Visit.group_id == groups.c.id)
         .order_by(Visit.visited_on.desc(), Visit.created_at.desc())
         .limit(TREND_POINTS * 2)
+        # A subquery in FROM is not correlated by itself: without this it would read every
+        # group's visits.
+        .correlate(groups)
         .subquery("recent")
     )
     return (

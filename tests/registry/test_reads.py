@@ -50,8 +50,16 @@ def visited_group(clients, officer, complete_group):
 
 
 def test_a_group_read_is_one_statement_in_the_detail_schemas_form(
-    apps, clients, officer, visited_group
+    apps, clients, officer, visited_group, make_group
 ):
+    other = make_group()
+    later = {"visited_on": "2026-04-10", "topics": ["other"], "monthly_revenue": 7}
+    assert (
+        clients["registry"]
+        .post(f"/api/v1/groups/{other['id']}/visits", json=later, headers=officer)
+        .status_code
+        == 201
+    )
     with statements(apps) as sent:
         response = clients["registry"].get(f"/api/v1/groups/{visited_group['id']}", headers=officer)
     assert response.status_code == 200
