@@ -188,6 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the database (and the gunicorn log) afterwards"
     )
+    add_http_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("groups", "members_per_group", "requests", "concurrency", "gunicorn_workers"):
         if getattr(args, name) < 1:
@@ -1041,6 +1042,174 @@ def measure_http(
             measure_scenario(scenario, base_url, paths, warmup, headers, args, report, roles)
 
 
+# --- HTTP reads beside the bare route, under wrk -----------------------------------------------
+
+BASELINE = "kube-bench-baseline"
+# wrk's Lua script: cycle through the paths (each thread from its own offset), then print one
+# machine-readable line with the count, the errors and the latency percentiles in microseconds.
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("KUBE_BENCH_PATHS")) do paths[#paths + 1] = line end
+local authorization = os.getenv("KUBE_BENCH_AUTHORIZATION")
+if authorization ~= "" then wrk.headers["Authorization"] = authorization end
+local threads = 0
+-- thread:set makes `offset` a global of that thread's own Lua state.
+function setup(thread)
+  threads = threads + 1
+  thread:set("offset", threads * 7919)
+end
+function request()
+  offset = offset + 1
+  return wrk.format("GET", paths[offset % #paths + 1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("KUBE-WRK %d %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    """One wrk load: requests, errors and latencies (ms)."""
+
+    requests: int
+    seconds: float
+    bad_status: int
+    socket_errors: int
+    p50: float
+    p95: float
+    p99: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / max(self.seconds, 1e-9)
+
+    def summary(self) -> str:
+        errors = f", {self.bad_status} non-2xx" if self.bad_status else ""
+        errors += f", {self.socket_errors} socket errors" if self.socket_errors else ""
+        return (
+            f"{self.rate:,.0f} req/s, p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms, "
+            f"p99 {self.p99:.1f} ms{errors}"
+        )
+
+
+def add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the HTTP read phase."""
+    parser.add_argument(
+        "--wrk-connections",
+        type=int,
+        default=32,
+        help="wrk connections, for the reads and the bare route alike (default %(default)s)",
+    )
+    parser.add_argument(
+        "--wrk-threads", type=int, default=2, help="wrk threads (default %(default)s)"
+    )
+    parser.add_argument(
+        "--wrk-seconds",
+        type=int,
+        default=10,
+        help="measured seconds of each wrk load, after a 2 s warm-up (default %(default)s)",
+    )
+
+
+def start_baseline(setup: Setup, args: argparse.Namespace, stack: ExitStack, log_dir: Path):
+    """bench/baseline.py (one PK SELECT of `groups`) under the same gunicorn settings."""
+    port = free_port()
+    command = gunicorn_command(
+        "baseline:create_app()", f"127.0.0.1:{port}", workers=args.gunicorn_workers
+    )
+    log_path = log_dir / "baseline.log"
+    env = {
+        **os.environ,
+        "BASELINE_DATABASE_URL": tagged_url(setup.db_url, BASELINE),
+        "BASELINE_TABLE": "groups",
+    }
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=ROOT / "bench", env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    stack.callback(stop_process, process)
+    base_url = f"http://127.0.0.1:{port}"
+    wait_ready(process, base_url, log_path)
+    return process, base_url
+
+
+def run_wrk(base_url: str, paths: list[str], authorization: str, args, seconds: int) -> WrkResult:
+    """wrk against `base_url`, cycling through `paths` with the given Authorization header."""
+    with tempfile.TemporaryDirectory(prefix="kube-bench-wrk-") as directory:
+        script = Path(directory) / "paths.lua"
+        script.write_text(WRK_SCRIPT)
+        listing = Path(directory) / "paths.txt"
+        listing.write_text("\n".join(paths) + "\n")
+        env = {
+            **os.environ,
+            "KUBE_BENCH_PATHS": str(listing),
+            "KUBE_BENCH_AUTHORIZATION": authorization,
+        }
+        command = [
+            "wrk",
+            f"-t{args.wrk_threads}",
+            f"-c{args.wrk_connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base_url,
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    line = next(row for row in done.stdout.splitlines() if row.startswith("KUBE-WRK "))
+    count, micros, bad, socket, p50, p95, p99, *_ = (int(v) for v in line.split()[1:])
+    return WrkResult(count, micros / 1e6, bad, socket, p50 / 1000, p95 / 1000, p99 / 1000)
+
+
+def measure_with_wrk(base_url: str, paths: list[str], authorization: str, args) -> WrkResult:
+    """A 2 s warm-up (connections, caches, the pool), then the measured load."""
+    run_wrk(base_url, paths, authorization, args, 2)
+    return run_wrk(base_url, paths, authorization, args, args.wrk_seconds)
+
+
+def measure_http_beside_baseline(
+    setup: Setup, args: argparse.Namespace, base_url: str, niks: list[str], stack, report
+) -> None:
+    """Steps 6-8 under wrk: each read beside the bare Flask route's PK SELECT (measured right
+    before it, so both see the same machine), and their ratio."""
+    with setup.context.db.transaction() as session:
+        groups = [tuple(row) for row in session.execute(select(Group.id, Group.region_code))]
+    token = issue_token(
+        os.environ["KUBE_JWT_SECRET"], sub="bench-admin", roles=["admin"], region="*"
+    )
+    log_dir = Path(tempfile.mkdtemp(prefix="kube-bench-baseline-"))
+    stack.callback(shutil.rmtree, log_dir, ignore_errors=True)
+    _, baseline_url = start_baseline(setup, args, stack, log_dir)
+    rng = random.Random(args.seed + 1)
+    count = 5000
+    baseline_paths = [f"/rows/{rng.choice(groups)[0]}" for _ in range(count)]
+    print(
+        f"    wrk -t{args.wrk_threads} -c{args.wrk_connections} -d{args.wrk_seconds}s, "
+        f"gunicorn sync x{args.gunicorn_workers}, each read after a bare-route run",
+        flush=True,
+    )
+    for number, scenario in enumerate(SCENARIOS, 6):
+        with step(f"{number}. {scenario} beside the bare route (wrk)"):
+            bare = measure_with_wrk(baseline_url, baseline_paths, "", args)
+            paths = scenario_paths(scenario, count, groups, niks, rng)
+            found = measure_with_wrk(base_url, paths, f"Bearer {token}", args)
+            report.figure(f"HTTP {scenario} (wrk)", found.summary())
+            report.figure(f"HTTP bare PK SELECT before {scenario} (wrk)", bare.summary())
+            report.figure(
+                f"HTTP {scenario}: ratio to the bare route",
+                f"{found.rate / max(bare.rate, 1e-9):.2f} (req/s), "
+                f"p99 {found.p99 / max(bare.p99, 1e-9):.1f}x",
+            )
+            if found.bad_status or found.socket_errors:
+                report.note(f"{scenario}: errors under wrk; see the figure")
+
+
 def benchmark(args: argparse.Namespace, stack: ExitStack, report: Report) -> list:
     """Every step in order (cleanup goes on `stack` as each resource appears); the facts."""
     with step("1. Database, migrations, app"):
@@ -1057,7 +1226,11 @@ def benchmark(args: argparse.Namespace, stack: ExitStack, report: Report) -> lis
         check_stored(setup.context, data, args.groups, report)
     with step(f"5. gunicorn with {args.gunicorn_workers} workers on 127.0.0.1:{setup.port}"):
         process, base_url, log_path = start_server(setup, args, stack)
-    measure_http(setup, args, process, base_url, data.niks, report)
+    if shutil.which("wrk"):
+        measure_http_beside_baseline(setup, args, base_url, data.niks, stack, report)
+    else:
+        report.note("wrk is not installed: the reads are measured with the Python client")
+        measure_http(setup, args, process, base_url, data.niks, report)
     if process.poll() is not None:
         report.note(f"gunicorn exited during the run:\n{log_tail(log_path)}")
     return [*setup.facts, ("Load average at end (1/5/15 min)", load_average())]

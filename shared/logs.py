@@ -16,10 +16,15 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # A NIK or No. KK is 16 digits; phone numbers are 10+ digits with an optional +62/0.
 _SIXTEEN_DIGITS = re.compile(r"(?<![\d.])(\d{4})\d{8}(\d{4})(?!\d)")
 _PHONE = re.compile(r"(?<![\d*])(\+?62|0)(8\d{5,9})(\d{3})(?!\d)")
+# Both need at least 10 digits in a row; most lines have none, and this scan is far cheaper
+# than the two substitutions (half the cost of an access log line).
+_TEN_DIGITS = re.compile(r"\d{10}")
 
 
 def mask_personal_data(text: str) -> str:
     """Mask NIK/No. KK and phone numbers wherever they appear in a log line."""
+    if _TEN_DIGITS.search(text) is None:
+        return text
     text = _SIXTEEN_DIGITS.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
     return _PHONE.sub(lambda m: f"{m.group(1)}{'*' * len(m.group(2))}{m.group(3)}", text)
 

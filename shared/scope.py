@@ -33,6 +33,13 @@ class RegionScope:
             return true()
         return column.startswith(self.prefix, autoescape=True)
 
+    @property
+    def pattern(self) -> str:
+        """The LIKE pattern (escape character `/`) of the region codes inside this scope, for a
+        statement built once and bound to any scope (the same test as `where`)."""
+        escaped = self.prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        return escaped + "%"
+
     def one(self, session: Session, statement: Select, column: Any, *, what: str) -> Any:
         """The single row `statement` finds inside the scope, or NotFound (existence never
         leaks: another region's object is as absent as a missing one)."""

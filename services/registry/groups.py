@@ -1,4 +1,5 @@
-"""Groups: registering, editing, the status workflow, and describing them to other services."""
+"""Groups: registering, editing, the status workflow, and describing them to other services
+(the API's reads are in `reads`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from services.registry.identity import mask_nik
@@ -88,11 +89,6 @@ def announce(session: Session, outbox: Outbox, event_type: str, group: Group, **
     outbox.add(session, event_type, {"group": group_snapshot(group, members), **extra})
 
 
-def scoped_groups(scope: RegionScope) -> Select:
-    """Groups the caller's region scope covers."""
-    return select(Group).where(scope.where(Group.region_code))
-
-
 def find_group(
     session: Session, group_id: uuid.UUID, scope: RegionScope, *, lock: bool = False
 ) -> Group:
@@ -103,22 +99,6 @@ def find_group(
         # Changes to one group (and its members) are serialised on the group row.
         statement = statement.with_for_update()
     return scope.one(session, statement, Group.region_code, what="group")
-
-
-def list_groups(scope: RegionScope, filters: dict) -> Select:
-    statement = scoped_groups(scope).order_by(Group.created_at.desc(), Group.id)
-    if filters.get("region"):
-        statement = statement.where(Group.region_code.startswith(filters["region"]))
-    if filters.get("status"):
-        statement = statement.where(Group.status == filters["status"])
-    if filters.get("business_type"):
-        statement = statement.where(
-            func.lower(Group.business_type) == filters["business_type"].lower()
-        )
-    if filters.get("q"):
-        text = filters["q"].replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        statement = statement.where(Group.name.ilike(f"%{text}%", escape="\\"))
-    return statement
 
 
 def _check_region(session: Session, region_code: str, scope: RegionScope) -> None:
@@ -289,35 +269,6 @@ def change_status(
         session, outbox, "group.status_changed", group, previous_status=previous, reason=reason
     )
     return group
-
-
-def describe_groups(session: Session, groups: list[Group]) -> list[dict]:
-    """Groups as the API shows them, with member counts and officers (one query for all)."""
-    officer = Member.role.in_(OFFICER_ROLES)
-    summaries = {
-        group_id: (count, officers or {})
-        for group_id, count, officers in session.execute(
-            select(
-                Member.group_id,
-                func.count(),
-                func.json_object_agg(
-                    Member.role,
-                    func.json_build_object("member_id", Member.id, "name", Member.name),
-                ).filter(officer),
-            )
-            .where(Member.group_id.in_([g.id for g in groups]), Member.removed_at.is_(None))
-            .group_by(Member.group_id)
-        )
-    }
-    return [
-        {
-            **{c.key: getattr(g, c.key) for c in Group.__table__.columns},
-            "bank_account": _bank_account(g),
-            "member_count": summaries.get(g.id, (0, {}))[0],
-            "officers": summaries.get(g.id, (0, {}))[1],
-        }
-        for g in groups
-    ]
 
 
 def _bank_account(group: Group) -> dict | None:

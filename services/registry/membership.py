@@ -17,7 +17,6 @@ from services.registry.groups import (
     announce,
     member_snapshot,
     new_group,
-    scoped_groups,
 )
 from services.registry.identity import check_nik_agrees, mask_kk, mask_nik, parse_nik
 from services.registry.models import Group, Member, PersonalDataAccess, nik_lookup
@@ -345,15 +344,4 @@ def masked(member: Member) -> SimpleNamespace:
     view = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
     return SimpleNamespace(
         **{**view, "nik": mask_nik(member.nik), "kk_number": mask_kk(member.kk_number)}
-    )
-
-
-def memberships_of(nik: str, scope: RegionScope):
-    """Every membership (current and past) of a person, in groups the caller may see."""
-    groups = scoped_groups(scope).with_only_columns(Group.id)
-    return (
-        select(Member)
-        .options(joinedload(Member.group))
-        .where(Member.nik_hash == nik_lookup(nik), Member.group_id.in_(groups))
-        .order_by(Member.active.desc(), Member.created_at.desc())
     )

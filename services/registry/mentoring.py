@@ -33,13 +33,13 @@ def visits_of(group_id: uuid.UUID):
     )
 
 
-def mentoring_summary(session: Session, group: Group) -> dict:
-    """The last visit, the revenue the last visits reported, and which way it moves."""
-    recent = list(session.scalars(visits_of(group.id).limit(TREND_POINTS * 2)))
+def summarise_visits(recent: list[dict]) -> dict:
+    """The mentoring summary of a group's latest visits (newest first, each with visited_on,
+    topics and monthly_revenue)."""
     points = [
-        {"visited_on": v.visited_on, "monthly_revenue": v.monthly_revenue}
+        {"visited_on": v["visited_on"], "monthly_revenue": v["monthly_revenue"]}
         for v in recent
-        if v.monthly_revenue is not None
+        if v["monthly_revenue"] is not None
     ][:TREND_POINTS][::-1]
     direction = None
     if len(points) >= 2:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import uuid
 
-from flask import url_for
+from flask import jsonify, url_for
 from flask.views import MethodView
 
 from services.registry.groups import (
     GROUP_WORKFLOW,
     Rules,
     change_status,
-    describe_groups,
     find_group,
-    list_groups,
     register_group,
     update_group,
 )
 from services.registry.inputs import GroupInput
-from services.registry.mentoring import mentoring_summary, record_visit, visits_of
+from services.registry.mentoring import record_visit, visits_of
 from services.registry.models import Group
+from services.registry.reads import group_detail, group_page
 from services.registry.schemas import (
     GroupDetailSchema,
     GroupPatchSchema,
@@ -31,6 +30,7 @@ from services.registry.schemas import (
 )
 from shared.api import Blueprint
 from shared.auth import current_principal
+from shared.errors import NotFound
 from shared.http import commit_with_response, current_context, etag, require_if_match
 from shared.pagination import PageArgs, page_of, paginate
 from shared.tokens import READERS
@@ -48,11 +48,18 @@ def rules() -> Rules:
 
 
 def detail(group: Group):
-    """The group with its mentoring summary, and its ETag."""
-    session = current_context().db.session
-    (described,) = describe_groups(session, [group])
-    body = {**described, **mentoring_summary(session, group)}
-    return body, 200, {"ETag": etag(group.version)}
+    """The group (changed by this request, not yet committed) as `GroupDetailSchema` shows
+    it, and its ETag."""
+    body = group_detail(current_context().db.session, group.id, current_principal().scope)
+    return _answer(body, 200, {"ETag": etag(group.version)})
+
+
+def _answer(body: dict, status: int, headers: dict):
+    # The body is already in the documented shape (services/registry/reads.py): no dump.
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
 
 
 @blp.route("")
@@ -62,10 +69,9 @@ class Groups(MethodView):
     @blp.operation("list_groups", roles=READERS)
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
-        session = current_context().db.session
-        statement = list_groups(current_principal().scope, args)
-        page = paginate(session, statement, args["page"], args["page_size"])
-        return {**page, "items": describe_groups(session, page["items"])}
+        with current_context().db.autocommit() as session:
+            page = group_page(session, current_principal().scope, args)
+        return _answer(page, 200, {})
 
     @blp.arguments(GroupInput)
     @blp.response(201, GroupDetailSchema)
@@ -78,8 +84,9 @@ class Groups(MethodView):
             session, current_context().outbox, data, scope=principal.scope, actor=principal.sub
         )
         commit_with_response()
-        body, _, headers = detail(group)
-        return body, 201, {**headers, "Location": url_for("groups.GroupById", group_id=group.id)}
+        body = group_detail(session, group.id, principal.scope)
+        location = url_for("groups.GroupById", group_id=group.id)
+        return _answer(body, 201, {"ETag": etag(group.version), "Location": location})
 
 
 @blp.route("/<uuid:group_id>")
@@ -88,7 +95,11 @@ class GroupById(MethodView):
     @blp.operation("get_group", roles=READERS, etag=True)
     def get(self, group_id: uuid.UUID):
         """Read a group with its officers, last visit and revenue trend."""
-        return detail(find_group(current_context().db.session, group_id, current_principal().scope))
+        with current_context().db.autocommit() as session:
+            body = group_detail(session, group_id, current_principal().scope)
+        if body is None:
+            raise NotFound("No group with this id in your region.")
+        return _answer(body, 200, {"ETag": etag(body["version"])})
 
     @blp.arguments(GroupPatchSchema)
     @blp.response(200, GroupDetailSchema)

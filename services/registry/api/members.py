@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g, url_for
+from flask import g, jsonify, url_for
 from flask.views import MethodView
 
 from services.registry.api.groups import WRITERS, rules
@@ -16,11 +16,11 @@ from services.registry.membership import (
     add_member,
     find_member,
     masked,
-    memberships_of,
     record_identity_access,
     remove_member,
     update_member,
 )
+from services.registry.reads import membership_page
 from services.registry.schemas import (
     MemberFullSchema,
     MemberLookupQuerySchema,
@@ -149,12 +149,12 @@ class MemberSearch(MethodView):
 
 
 def _memberships(nik: str, page: dict):
-    return paginate(
-        current_context().db.session,
-        memberships_of(nik, current_principal().scope),
-        page["page"],
-        page["page_size"],
-    )
+    with current_context().db.autocommit() as session:
+        found = membership_page(
+            session, nik, current_principal().scope, page["page"], page["page_size"]
+        )
+    # Already in the documented shape (services/registry/reads.py): no dump.
+    return jsonify(found)
 
 
 @blp.route("/personal-data-access")
