@@ -3,7 +3,6 @@ worker can sign the token it reads another service's feed with."""
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 import uuid
@@ -92,7 +91,6 @@ class TokenVerifier:
         self.audience = audience
         self.issuer = issuer
         self.max_ttl_seconds = max_ttl_seconds
-        self._jwt = _decoder_preparing_keys_once()
 
     def verify(self, token: str) -> Principal:
         """Decode a token into a Principal or raise Unauthenticated saying why."""
@@ -106,7 +104,7 @@ class TokenVerifier:
         if key is None:
             raise Unauthenticated(f"Tokens signed with {algorithm!r} are not accepted.")
         try:
-            claims = self._jwt.decode(
+            claims = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
@@ -138,19 +136,6 @@ class TokenVerifier:
             region=_region_of(claims),
             jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
         )
-
-
-def _decoder_preparing_keys_once() -> jwt.PyJWT:
-    """A decoder that turns each configured key into its key object once (a PEM public key
-    parsed, an HMAC secret checked not to be a public key) instead of for every token: only
-    the keys are cached, every token's signature and claims are still checked."""
-    decoder = jwt.PyJWT()
-    jws = decoder._jws  # PyJWT keeps its algorithms there (pinned in requirements.lock)
-    for name in jws.get_algorithms():
-        algorithm = jws.get_algorithm_by_name(name)
-        # Only the verifier's own keys reach it, so the cache holds one or two entries.
-        algorithm.prepare_key = functools.lru_cache(maxsize=4)(algorithm.prepare_key)
-    return decoder
 
 
 def _roles_of(roles: object) -> frozenset[str]:
