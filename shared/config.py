@@ -54,7 +54,7 @@ class Settings:
     service_token: str | None = None
     max_body_bytes: int = 2 * 1024 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
-    # A registry import streams to disk and the database, never whole into memory.
+    # An upload that streams to disk and the database, never whole into memory (imports).
     max_import_bytes: int = 200 * 1024 * 1024
     task_max_retries: int = 5
     retry_backoff_seconds: float = 2.0
