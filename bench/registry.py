@@ -443,7 +443,11 @@ def run_import(
     started = time.perf_counter()
     with context.db.transaction() as session:
         import_id = create_import(
-            session, filename="bench.csv", content=data.content, scope=NATIONWIDE, actor="bench"
+            session,
+            filename="bench.csv",
+            file=io.BytesIO(data.content),
+            scope=NATIONWIDE,
+            actor="bench",
         ).id
     seconds = time.perf_counter() - started
     report.figure("Import upload check (create_import)", f"{rate(data.rows, seconds)} rows/s")
@@ -976,12 +980,12 @@ def make_import_file(
     data = generate_csv(villages, args.groups, args.members_per_group, random.Random(args.seed))
     size = len(data.content) / 1024**2
     report.figure("Import file", f"{data.rows:,} rows, {size:.1f} MiB CSV")
-    limit = setup.context.settings.max_upload_bytes
+    limit = setup.context.settings.max_import_bytes
     if len(data.content) > limit:
         report.note(
-            f"the file ({size:.1f} MiB) is over the API's upload limit of {limit / 1024**2:.0f} "
-            "MiB; through the API it would have to be split; create_import, called directly "
-            "here, does not check the size"
+            f"the file ({size:.1f} MiB) is over the API's import limit of {limit / 1024**2:.0f} "
+            "MiB (KUBE_MAX_IMPORT_BYTES); create_import, called directly here, does not check "
+            "the size"
         )
     return data
 

@@ -54,6 +54,8 @@ class Settings:
     service_token: str | None = None
     max_body_bytes: int = 2 * 1024 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
+    # An upload that streams to disk and the database, never whole into memory (imports).
+    max_import_bytes: int = 200 * 1024 * 1024
     task_max_retries: int = 5
     retry_backoff_seconds: float = 2.0
     retry_backoff_max_seconds: float = 300.0
@@ -152,6 +154,7 @@ def load_settings(service: str, **overrides) -> Settings:
         service_token=_env("KUBE_SERVICE_TOKEN"),
         max_body_bytes=env_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
         max_upload_bytes=env_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+        max_import_bytes=env_int("KUBE_MAX_IMPORT_BYTES", 200 * 1024 * 1024),
         task_max_retries=env_int("KUBE_TASK_MAX_RETRIES", 5),
         retry_backoff_seconds=_float("KUBE_RETRY_BACKOFF_SECONDS", 2.0),
         retry_backoff_max_seconds=_float("KUBE_RETRY_BACKOFF_MAX_SECONDS", 300.0),

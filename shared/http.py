@@ -63,12 +63,14 @@ def create_service_app(
     description: str,
     blueprints: list,
     upload_endpoints: frozenset[str] = frozenset(),
+    streamed_upload_limits: dict[str, int] | None = None,
     public_endpoints: frozenset[str] = frozenset(),
     security_schemes: dict | None = None,
 ) -> Flask:
     """Build a service's Flask app around its context, with what every service shares.
     `public_endpoints` take no bearer token: each authenticates its caller itself (a
-    provider's callback carries a shared secret)."""
+    provider's callback carries a shared secret). `streamed_upload_limits` names upload
+    endpoints that stream their file rather than read it whole, each with its own limit."""
     settings = context.settings
     configure_logging(settings.service, settings.log_level)
     if not (settings.jwt_secret or settings.jwt_public_key):
@@ -100,8 +102,13 @@ def create_service_app(
             },
         },
         # The largest body any route takes; each request gets its own limit below.
-        MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_upload_bytes),
+        MAX_CONTENT_LENGTH=max(
+            settings.max_body_bytes,
+            settings.max_upload_bytes,
+            *(streamed_upload_limits or {}).values(),
+        ),
         KUBE_SETTINGS=settings,
+        KUBE_STREAMED_UPLOAD_LIMITS=dict(streamed_upload_limits or {}),
     )
     app.extensions["kube"] = context
 
@@ -120,10 +127,10 @@ def create_service_app(
     )
     public = {e for e in app.view_functions if e.split(".")[0] in ("health", "api-docs", "static")}
     public |= public_endpoints
-    _init_request_context(app, context, upload_endpoints)
+    _init_request_context(app, context, upload_endpoints | set(streamed_upload_limits or {}))
     _init_unit_of_work(app, context)
     init_auth(app, verifier, public, _revocation_check(context))
-    _init_media_types(app, upload_endpoints)
+    _init_media_types(app, upload_endpoints | set(streamed_upload_limits or {}))
     init_idempotency(app, context.db, context.tables.idempotency_keys)
 
     @app.teardown_appcontext
@@ -145,12 +152,19 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
         if request.routing_exception is not None:
             return
         upload = request.endpoint in upload_endpoints
-        limit = settings.max_upload_bytes if upload else settings.max_body_bytes
+        streamed = current_app.config["KUBE_STREAMED_UPLOAD_LIMITS"].get(request.endpoint)
+        limit = streamed or (settings.max_upload_bytes if upload else settings.max_body_bytes)
         # Also bounds a chunked body, whose length is only known while it is read.
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             raise TooLarge(f"The request body is larger than {limit} bytes.")
-        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        # A streamed upload is not buffered: werkzeug's form parser spools it to disk and
+        # answers 413 (RequestEntityTooLarge) as soon as a chunked body passes the limit.
+        if (
+            request.content_length is None
+            and request.environ.get("wsgi.input_terminated")
+            and not streamed
+        ):
             _buffer_streamed_body(limit)
 
     @app.after_request

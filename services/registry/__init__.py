@@ -20,8 +20,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from shared.http import create_service_app
     from shared.service import build_context
 
+    context = build_context(SERVICE, settings or load_settings(SERVICE.name))
     return create_service_app(
-        build_context(SERVICE, settings or load_settings(SERVICE.name)),
+        context,
         title="KUBE group registry",
         description="Groups, member households, regions and mentoring visits.",
         blueprints=[
@@ -32,5 +33,5 @@ def create_app(settings: Settings | None = None) -> Flask:
             dead_letter_blueprint(),
             event_blueprint(),
         ],
-        upload_endpoints=frozenset({"imports.Imports"}),
+        streamed_upload_limits={"imports.Imports": context.settings.max_import_bytes},
     )

@@ -4,22 +4,26 @@ groups (import_batch.py), resumable after a crash and safe to run twice."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.groups import Rules
 from services.registry.import_batch import write_batch
 from services.registry.import_check import CheckedGroup, check_group, group_key
-from services.registry.models import Import
+from services.registry.models import Import, ImportChunk, import_chunk_purpose
 from services.registry.spreadsheet import NO_DATA_ROWS, Sheet, file_error
 from shared.config import env_int
 from shared.db import Database, utcnow
+from shared.encryption import data_keys
 from shared.errors import InvalidInput
 from shared.events.outbox import Outbox
 from shared.logs import mask_personal_data
@@ -36,6 +40,8 @@ MAX_LISTED_ROW_ERRORS = 1000
 BATCH_ROWS = env_int("KUBE_IMPORT_BATCH_ROWS", 5000)
 # How often a batch is checked and written again after losing a race for a NIK.
 RACE_RETRIES = 5
+# Stored chunks (a MiB each) read per query while the file is written back to disk.
+CHUNKS_PER_READ = 8
 
 
 @contextmanager
@@ -127,11 +133,45 @@ class _Progress:
         self.errors_saved = True
 
 
+@contextmanager
+def decrypted_file(db: Database, import_id: uuid.UUID, file_format: str) -> Iterator[Path]:
+    """The import's file, decrypted chunk by chunk into a temporary file (readable by this
+    process's user only) that is deleted when the run ends; openpyxl needs a seekable file,
+    and two passes over a CSV must not hold it in memory."""
+    keys = data_keys()
+    # openpyxl goes by the file's extension.
+    with tempfile.NamedTemporaryFile(prefix="kube-import-", suffix=f".{file_format}") as file:
+        seq = 0
+        while True:
+            with db.transaction() as session:
+                chunks = session.execute(
+                    select(ImportChunk.seq, ImportChunk.content_encrypted)
+                    .where(ImportChunk.import_id == import_id, ImportChunk.seq >= seq)
+                    .order_by(ImportChunk.seq)
+                    .limit(CHUNKS_PER_READ)
+                ).all()
+                if not chunks and seq == 0:
+                    # Stored before import_chunks: the whole file in the import's row.
+                    file.write(session.get_one(Import, import_id).content)
+            for chunk in chunks:
+                if chunk.seq != seq:
+                    raise RuntimeError(f"chunk {seq} of the import's file is missing")
+                file.write(
+                    keys.decrypt(
+                        chunk.content_encrypted, purpose=import_chunk_purpose(import_id, seq)
+                    )
+                )
+                seq += 1
+            if len(chunks) < CHUNKS_PER_READ:
+                break
+        file.flush()
+        yield Path(file.name)
+
+
 @dataclass
 class _Job:
     id: uuid.UUID
     file_format: str
-    content: bytes
     scope: RegionScope
     actor: str
     progress: _Progress
@@ -148,7 +188,10 @@ class _ImportRun:
         self.progress = job.progress
 
     def run(self) -> None:
-        sheet = Sheet(self.job.file_format, self.job.content)
+        with decrypted_file(self.db, self.job.id, self.job.file_format) as path:
+            self._run(Sheet(self.job.file_format, path))
+
+    def _run(self, sheet: Sheet) -> None:
         # First pass: where each group's last row is, so the second pass can check a group
         # as soon as it is complete and keep only unfinished groups in memory.
         last_row, total = {}, 0
@@ -243,7 +286,6 @@ def _start(db: Database, import_id: uuid.UUID) -> _Job | None:
         return _Job(
             id=job.id,
             file_format=job.file_format,
-            content=job.content,
             scope=RegionScope(job.region_scope),
             actor=job.created_by,
             progress=progress,

@@ -9,20 +9,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 
-from services.registry.models import IMPORT_FILE_PURPOSE, KK_PURPOSE, NIK_PURPOSE, Import, Member
+from services.registry.models import (
+    IMPORT_FILE_PURPOSE,
+    KK_PURPOSE,
+    NIK_PURPOSE,
+    Import,
+    ImportChunk,
+    Member,
+    import_chunk_purpose,
+)
 from shared.db import Database
 from shared.encryption import DataKeys
 
 MEMBER_BATCH = 500
 # A file may be megabytes: one at a time keeps each transaction short.
 IMPORT_FILE_BATCH = 1
+# Chunks are a MiB each: a few MiB per transaction.
+IMPORT_CHUNK_BATCH = 8
 # Passes over what is left (rows that were locked by requests on an earlier pass).
 MAX_PASSES = 5
 
 _members = Member.__table__
 _imports = Import.__table__
+_chunks = ImportChunk.__table__
 
 
 @dataclass
@@ -51,9 +62,15 @@ def _imports_stale(keys: DataKeys):
 
 
 def count_stale(db: Database, keys: DataKeys) -> dict[str, int]:
-    """How many members and import files still hold values under an older key."""
+    """How many members, import files and import file chunks still hold values under an older
+    key."""
     with db.transaction() as session:
         return {
+            "import_chunks": session.scalar(
+                select(func.count())
+                .select_from(_chunks)
+                .where(_stale(_chunks.c.content_encrypted, keys))
+            ),
             "members": session.scalar(
                 select(func.count()).select_from(_members).where(_members_stale(keys))
             ),
@@ -125,9 +142,42 @@ def _import_batch(session, keys: DataKeys, after, size: int) -> tuple[int, objec
     return len(rows), rows[-1].id
 
 
+def _import_chunk_batch(session, keys: DataKeys, after, size: int) -> tuple[int, object]:
+    key = tuple_(_chunks.c.import_id, _chunks.c.seq)
+    statement = (
+        select(_chunks.c.import_id, _chunks.c.seq, _chunks.c.content_encrypted)
+        .where(_stale(_chunks.c.content_encrypted, keys))
+        .order_by(_chunks.c.import_id, _chunks.c.seq)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+    )
+    if after is not None:
+        statement = statement.where(key > tuple_(*after))
+    rows = session.execute(statement).all()
+    if not rows:
+        return 0, None
+    session.execute(
+        update(_chunks)
+        .where(_chunks.c.import_id == bindparam("row_id"), _chunks.c.seq == bindparam("row_seq"))
+        .values(content_encrypted=bindparam("content")),
+        [
+            {
+                "row_id": row.import_id,
+                "row_seq": row.seq,
+                "content": keys.reencrypt(
+                    row.content_encrypted, purpose=import_chunk_purpose(row.import_id, row.seq)
+                ),
+            }
+            for row in rows
+        ],
+    )
+    return len(rows), (rows[-1].import_id, rows[-1].seq)
+
+
 _TABLES = {
     "members": (_member_batch, MEMBER_BATCH),
     "imports": (_import_batch, IMPORT_FILE_BATCH),
+    "import_chunks": (_import_chunk_batch, IMPORT_CHUNK_BATCH),
 }
 
 
@@ -139,9 +189,10 @@ def rotate(
     report: Callable[[str], None] = lambda line: None,
     pause_seconds: float = 1.0,
 ) -> list[Rotation]:
-    """Re-encrypt every member's NIK and No. KK and every kept import file under the newest
-    key; each batch commits on its own, so an interrupted run loses nothing and a second run
-    carries on. What is left under older keys after the last pass is in `remaining`."""
+    """Re-encrypt every member's NIK and No. KK and every kept import file (whole or in
+    chunks) under the newest key; each batch commits on its own, so an interrupted run loses
+    nothing and a second run carries on. What is left under older keys after the last pass is
+    in `remaining`."""
     results = []
     for table, (batch, default_size) in _TABLES.items():
         size = batch_size or default_size

@@ -195,7 +195,8 @@ class Import(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     filename: Mapped[str] = mapped_column(String(255))
     file_format: Mapped[str] = mapped_column(String(10))
-    # The uploaded file, encrypted like a NIK (every row holds one); empty once purged.
+    # A file uploaded before import_chunks (0007), encrypted like a NIK; empty for newer
+    # imports, whose file is in import_chunks, and once purged.
     content_encrypted: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     region_scope: Mapped[str] = mapped_column(String(10), default="")
@@ -213,12 +214,26 @@ class Import(Base):
 
     @property
     def content(self) -> bytes:
+        """The file of an import stored before import_chunks (b"" for newer ones)."""
         if not self.content_encrypted:
             return b""
         return data_keys().decrypt(self.content_encrypted, purpose=IMPORT_FILE_PURPOSE)
 
-    @content.setter
-    def content(self, value: bytes) -> None:
-        self.content_encrypted = (
-            data_keys().encrypt(value, purpose=IMPORT_FILE_PURPOSE) if value else b""
-        )
+
+class ImportChunk(Base):
+    """A piece of an uploaded import file, in order, encrypted like a NIK (every row holds
+    one); an upload streams in a chunk at a time, and the worker reads them back in order."""
+
+    __tablename__ = "import_chunks"
+
+    import_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def import_chunk_purpose(import_id: uuid.UUID, seq: int) -> bytes:
+    """The associated data of a chunk: a chunk moved to another import or place fails to
+    decrypt instead of splicing files together."""
+    return b"%s:%s:%d" % (IMPORT_FILE_PURPOSE, import_id.hex.encode(), seq)

@@ -1,10 +1,12 @@
 """Reading an uploaded spreadsheet of groups and members: CSV (UTF-8, comma, semicolon or
-tab separated) or XLSX, as text cells under a checked header. No database, no web code."""
+tab separated) or XLSX, as text cells under a checked header. The upload's cheap checks run
+on its chunks as they stream by (`UploadCheck`); the worker reads the whole file from disk
+(`Sheet`). No database, no web code."""
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import os
 import re
 import warnings
@@ -12,6 +14,8 @@ import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from datetime import time as clock_time
+from pathlib import Path
+from typing import BinaryIO
 
 from shared.errors import InvalidInput
 
@@ -32,7 +36,6 @@ OPTIONAL_COLUMNS = (
 )
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # Excel 97-2003 .xls and other legacy Office files
-_UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _HEADER_SEPARATORS = re.compile(r"[\s\-]+")
 _DATE_COLUMNS = ("founded_on", "birth_date")
@@ -44,20 +47,19 @@ def file_error(message: str) -> InvalidInput:
     return InvalidInput.field("file", message, f"The file cannot be imported: {message}.")
 
 
-def _detect_format(filename: str, content: bytes) -> str:
+def _detect_format(filename: str, head: bytes) -> str:
+    """The file's format from its name and its first bytes."""
     extension = os.path.splitext(filename.strip().lower())[1]
-    if not content:
-        raise file_error("the file is empty")
-    if content.startswith(_OLE_MAGIC) or extension == ".xls":
+    if head.startswith(_OLE_MAGIC) or extension == ".xls":
         raise file_error(
             "Excel 97-2003 workbooks (.xls) cannot be read; save the file as .xlsx or CSV UTF-8"
         )
     if extension == ".xlsx":
-        if not content.startswith(_ZIP_MAGIC):
+        if not head.startswith(_ZIP_MAGIC):
             raise file_error("the file is named .xlsx but is not an XLSX workbook")
         return "xlsx"
     if extension == ".csv":
-        if content.startswith(_ZIP_MAGIC):
+        if head.startswith(_ZIP_MAGIC):
             raise file_error(
                 "the file is named .csv but holds a workbook; upload it as .xlsx or save it "
                 "as CSV UTF-8"
@@ -65,26 +67,6 @@ def _detect_format(filename: str, content: bytes) -> str:
         return "csv"
     shown = extension or "no extension"
     raise file_error(f"only .csv and .xlsx files can be imported (this one has {shown})")
-
-
-def _decode_csv(content: bytes) -> str:
-    body = content.removeprefix(_UTF8_BOM)
-    offset = len(content) - len(body)
-    try:
-        decoded = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        position = offset + exc.start
-        row = content.count(b"\n", 0, position) + 1
-        hint = "it looks like UTF-16; " if content.startswith(_WIDE_BOMS) else ""
-        raise file_error(
-            f"the file is not UTF-8 text (byte 0x{content[position]:02x} at position "
-            f"{position}, row {row}); {hint}save it as CSV UTF-8"
-        ) from None
-    if "\x00" in decoded:
-        # PostgreSQL text cannot hold NUL, and no spreadsheet writes it into a CSV.
-        position = content.index(b"\x00")
-        raise file_error(f"the file holds a NUL byte at position {position}; it is not CSV text")
-    return decoded
 
 
 def _column_name(value: object) -> str:
@@ -114,12 +96,11 @@ def _xlsx_text(value: object, column: str) -> str:
 
 
 class Sheet:
-    """The rows of an uploaded file as text cells under a checked header."""
+    """The rows of an uploaded file on disk as text cells under a checked header."""
 
-    def __init__(self, file_format: str, content: bytes):
+    def __init__(self, file_format: str, path: Path):
         self.file_format = file_format
-        self.content = content
-        self._text = _decode_csv(content) if file_format == "csv" else None
+        self.path = path
         self.columns = self._read_header()
 
     def _raw_rows(self) -> Iterator[tuple[int, tuple]]:
@@ -136,27 +117,25 @@ class Sheet:
             yield number, record
 
     def _csv_records(self) -> Iterator[tuple[int, tuple]]:
-        assert self._text is not None
-        first_line = self._text.split("\n", 1)[0]
-        # Excel in an Indonesian locale saves "CSV" with semicolons (the comma is the
-        # decimal mark there), so take the header's separator.
-        delimiter = max((",", ";", "\t"), key=first_line.count)
-        reader = csv.reader(io.StringIO(self._text, newline=""), delimiter=delimiter)
-        number = 0
-        try:
-            for number, record in enumerate(reader, 1):
-                yield number, tuple(record)
-        except csv.Error as exc:
-            raise file_error(f"the CSV is malformed at row {number + 1}: {exc}") from None
+        # The upload was checked to be UTF-8 as it streamed in; utf-8-sig drops a BOM.
+        with open(self.path, encoding="utf-8-sig", newline="") as text:
+            delimiter = csv_delimiter(text.readline())
+            text.seek(0)
+            reader = csv.reader(text, delimiter=delimiter)
+            number = 0
+            try:
+                for number, record in enumerate(reader, 1):
+                    yield number, tuple(record)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise file_error(f"the CSV is malformed at row {number + 1}: {exc}") from None
 
     def _xlsx_rows(self) -> Iterator[tuple[int, tuple]]:
         import openpyxl
 
-        _check_archive(self.content)
+        with open(self.path, "rb") as file:
+            check_archive(file)
         try:
-            workbook = openpyxl.load_workbook(
-                io.BytesIO(self.content), read_only=True, data_only=True
-            )
+            workbook = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
             try:
                 sheet = workbook.worksheets[0]
                 # The stored dimensions are often wrong (files written by other tools); read
@@ -185,22 +164,7 @@ class Sheet:
             rows.close()
         if first is None:
             raise file_error("the file is empty")
-        names = [_column_name(cell) for cell in first[1]]
-        if not any(names):
-            raise file_error("the first row must be the header, but it is empty")
-        columns: dict[str, int] = {}
-        for index, name in enumerate(names):
-            if name in REQUIRED_COLUMNS or name in OPTIONAL_COLUMNS:
-                if name in columns:
-                    raise file_error(f"the column {name} appears twice in the header")
-                columns[name] = index
-        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-        if missing:
-            raise file_error(
-                f"the header lacks the required column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (required: {', '.join(REQUIRED_COLUMNS)})"
-            )
-        return columns
+        return header_columns(first[1])
 
     def records(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Each data row that is not blank: its row number and its known columns as text."""
@@ -220,6 +184,32 @@ class Sheet:
                 yield number, record
 
 
+def csv_delimiter(first_line: str) -> str:
+    """The header's separator: Excel in an Indonesian locale saves "CSV" with semicolons (the
+    comma is the decimal mark there)."""
+    return max((",", ";", "\t"), key=first_line.count)
+
+
+def header_columns(cells) -> dict[str, int]:
+    """The known columns of a header row and their positions; every required one present."""
+    names = [_column_name(cell) for cell in cells]
+    if not any(names):
+        raise file_error("the first row must be the header, but it is empty")
+    columns: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in REQUIRED_COLUMNS or name in OPTIONAL_COLUMNS:
+            if name in columns:
+                raise file_error(f"the column {name} appears twice in the header")
+            columns[name] = index
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise file_error(
+            f"the header lacks the required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (required: {', '.join(REQUIRED_COLUMNS)})"
+        )
+    return columns
+
+
 class _TooManyRows(Exception):
     pass
 
@@ -230,10 +220,11 @@ def _too_many_rows():
     )
 
 
-def _check_archive(content: bytes) -> None:
-    """Refuse a workbook that would unpack into far more than it weighs (a zip bomb)."""
+def check_archive(file: BinaryIO) -> None:
+    """Refuse a workbook that would unpack into far more than it weighs (a zip bomb); only
+    the archive's directory (at its end) is read."""
     try:
-        members = zipfile.ZipFile(io.BytesIO(content)).infolist()
+        members = zipfile.ZipFile(file).infolist()
     except zipfile.BadZipFile as exc:
         raise file_error(f"the file is not a readable XLSX workbook ({exc})") from None
     total = sum(m.file_size for m in members)
@@ -252,19 +243,102 @@ def _check_archive(content: bytes) -> None:
 
 
 NO_DATA_ROWS = "the file has a header but no data rows"
+# A header row longer than this is not a header of ours: refuse it rather than buffer more.
+MAX_HEADER_BYTES = 64 * 1024
+# What a blank CSV row may hold: separators, quotes and white space.
+_BLANK_CSV = ' \t\r\n,;"'
 
 
-def inspect_upload(filename: str, content: bytes) -> tuple[str, int | None]:
-    """Check that an upload can be imported; return its format and its number of data rows.
+class UploadCheck:
+    """The cheap checks of an upload, fed its chunks as they stream in: the format by name
+    and first bytes; for a CSV, UTF-8 with no NUL all through, the header row, and at least
+    one row that is not blank. Parsing every row, and all of a workbook, is the worker's."""
 
-    A CSV is text already in memory and is counted here. A workbook is checked here only as
-    far as its archive and header: parsing all of it is the worker's job, within the task's
-    time and memory limits, and it counts the rows then (None until it does)."""
-    file_format = _detect_format(filename, content)
-    sheet = Sheet(file_format, content)
-    if file_format == "xlsx":
-        return file_format, None
-    count = sum(1 for _ in sheet.records())
-    if count == 0:
-        raise file_error(NO_DATA_ROWS)
-    return file_format, count
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.file_format: str | None = None
+        self.size = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._lines = 0  # newlines before the current chunk, to name the row of a bad byte
+        self._header: str | None = None  # the text before the header is complete
+        self._header_done = False
+        self._has_data = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Check the next chunk of the file."""
+        if not chunk:
+            return
+        if self.file_format is None:
+            self.file_format = _detect_format(self.filename, chunk)
+            self._header = ""
+        if self.file_format == "csv":
+            self._feed_csv(chunk)
+        self.size += len(chunk)
+
+    def _feed_csv(self, chunk: bytes) -> None:
+        pending = self._decoder.getstate()[0]  # the start of a character split by the chunk
+        try:
+            text = self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            data = pending + chunk
+            local = exc.start - len(pending)  # <0: a character begun in the last chunk
+            position = self.size + local
+            row = self._lines + chunk.count(b"\n", 0, max(local, 0)) + 1
+            hint = (
+                "it looks like UTF-16; " if self.size == 0 and chunk.startswith(_WIDE_BOMS) else ""
+            )
+            raise file_error(
+                f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at position "
+                f"{position}, row {row}); {hint}save it as CSV UTF-8"
+            ) from None
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL, and no spreadsheet writes it into a CSV.
+            position = self.size + chunk.index(b"\x00")
+            raise file_error(
+                f"the file holds a NUL byte at position {position}; it is not CSV text"
+            )
+        self._lines += chunk.count(b"\n")
+        if not self._header_done:
+            self._header += text
+            line, newline, rest = self._header.partition("\n")
+            if not newline:
+                if len(self._header) > MAX_HEADER_BYTES:
+                    raise file_error(
+                        f"the first row (the header) is longer than {MAX_HEADER_BYTES:,} "
+                        "characters; it is not a header of this import"
+                    )
+                return
+            self._check_csv_header(line)
+            text = rest
+        if not self._has_data:
+            self._has_data = bool(text.strip(_BLANK_CSV))
+
+    def _check_csv_header(self, line: str) -> None:
+        self._header_done, self._header = True, None
+        line = line.removeprefix("\ufeff")  # the BOM Excel writes before "CSV UTF-8"
+        header = next(csv.reader([line.rstrip("\r")], delimiter=csv_delimiter(line)), [])
+        header_columns(header)
+
+    def finish(self, file: BinaryIO) -> str:
+        """After the last chunk: the checks that need the whole file (`file`, seekable);
+        return the file's format."""
+        if self.size == 0 or self.file_format is None:
+            raise file_error("the file is empty")
+        if self.file_format == "xlsx":
+            file.seek(0)
+            check_archive(file)
+            return "xlsx"
+        try:
+            tail = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise file_error(
+                f"the file is not UTF-8 text (it ends inside a character, at position "
+                f"{self.size}); save it as CSV UTF-8"
+            ) from None
+        if not self._header_done:
+            self._check_csv_header((self._header or "") + tail)
+        elif not self._has_data:
+            self._has_data = bool(tail.strip(_BLANK_CSV))
+        if not self._has_data:
+            raise file_error(NO_DATA_ROWS)
+        return "csv"

@@ -94,14 +94,15 @@ def test_after_a_rotation_lookups_and_the_one_active_group_rule_work_with_only_t
     both = DataKeys.parse((new_key, DATA_KEY), LOOKUP_KEY)
     use_data_keys(both)  # every process lists the new key first, then rotation runs
     lines: list[str] = []
-    members, files = rotate(registry_db, both, batch_size=2, report=lines.append)
+    members, files, chunks = rotate(registry_db, both, batch_size=2, report=lines.append)
     assert members.reencrypted >= 1 and members.remaining == 0 and files.remaining == 0
+    assert chunks.remaining == 0
     assert any("re-encrypted" in line for line in lines)
     stored = registry_db.session.scalar(
         text("SELECT nik_encrypted FROM members WHERE id = :id"), {"id": member["id"]}
     )
     assert stored.startswith(b"\x05test2")
-    again, _ = rotate(registry_db, both)
+    again, _, _ = rotate(registry_db, both)
     assert again.reencrypted == 0  # idempotent: nothing left to do
 
     use_data_keys(DataKeys.parse((new_key,), LOOKUP_KEY))  # the old key is gone

@@ -3,6 +3,7 @@ manual member creation for the same NIK lets exactly one of them win."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -77,7 +78,11 @@ def _new_import(context, content: bytes) -> uuid.UUID:
 
     with context.db.transaction() as session:
         job = create_import(
-            session, filename="race.csv", content=content, scope=RegionScope("6472"), actor="t"
+            session,
+            filename="race.csv",
+            file=io.BytesIO(content),
+            scope=RegionScope("6472"),
+            actor="t",
         )
         return job.id
 

@@ -42,7 +42,10 @@ class ImportUploadSchema(Schema):
         metadata={
             "description": "A .csv (UTF-8) or .xlsx file, one row per member, the group's "
             f"columns repeated on each row. Required columns: {', '.join(REQUIRED_COLUMNS)}; "
-            f"optional: {', '.join(OPTIONAL_COLUMNS)}."
+            f"optional: {', '.join(OPTIONAL_COLUMNS)}. The upload checks the file's type, a "
+            "CSV's encoding and header, and a workbook's archive; the rows (and a workbook's "
+            "header) are read by the worker. A body larger than the registry's import limit "
+            "(KUBE_MAX_IMPORT_BYTES, 200 MiB unless configured) is a 413."
         },
     )
 
@@ -100,7 +103,8 @@ class Imports(MethodView):
         job = create_import(
             context.db.session,
             filename=upload.filename or "",
-            content=upload.read(),
+            # werkzeug has spooled the file part to a temporary file as it arrived.
+            file=upload.stream,
             scope=principal.scope,
             actor=principal.sub,
         )
