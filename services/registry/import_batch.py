@@ -4,7 +4,7 @@ missing from the region table) are checked by a few set-based statements, and th
 groups, their members and their group.registered events are inserted in one statement each.
 
 The outcome of each group, and the message of each refusal, are those of registering the
-groups one by one with `register_group_with_members`.
+group and adding its members one by one through the API (services/registry/membership.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from services.registry.groups import OFFICER_ROLES, Rules
 from services.registry.identity import mask_nik
 from services.registry.import_check import CheckedGroup, row_errors
-from services.registry.membership import MemberProblem, MemberProblems, _taken_message
+from services.registry.membership import MemberProblem, MemberProblems, taken_message
 from services.registry.models import KK_PURPOSE, NIK_PURPOSE, kk_lookup, nik_lookup
 from shared.db import utcnow
 from shared.encryption import data_keys
@@ -134,7 +134,7 @@ def _copy(session: Session, table: str, columns: str, rows) -> None:
 
 
 def _own_problems(group: CheckedGroup, rules: Rules) -> list[MemberProblem]:
-    """The problems register_group_with_members finds in the members themselves."""
+    """The problems in the members themselves: too many, a NIK or an officer's role twice."""
     members = [data for _, data in group.members]
     problems = []
     if len(members) > rules.max_members:
@@ -254,7 +254,7 @@ def write_batch(
     ):
         other = _OtherGroup(other_id, other_name, other_region)
         taken.setdefault(group_index, []).append(
-            MemberProblem(hashes[group_index][bytes(nik_hash)], "nik", _taken_message(scope, other))
+            MemberProblem(hashes[group_index][bytes(nik_hash)], "nik", taken_message(scope, other))
         )
 
     accepted = []

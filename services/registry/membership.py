@@ -16,7 +16,6 @@ from services.registry.groups import (
     Rules,
     announce,
     member_snapshot,
-    new_group,
 )
 from services.registry.identity import check_nik_agrees, mask_kk, mask_nik, parse_nik
 from services.registry.models import Group, Member, PersonalDataAccess, nik_lookup
@@ -54,7 +53,7 @@ class MemberProblems(Conflict):
         self.problems = problems
 
 
-def _taken_message(scope: RegionScope, group: Group) -> str:
+def taken_message(scope: RegionScope, group: Group) -> str:
     """Say where a NIK already belongs, naming the group only if the caller may see it."""
     if scope.covers(group.region_code):
         return f"already a member of the active group '{group.name}' ({group.id})"
@@ -77,7 +76,7 @@ def _check_unique_nik(
     if other is not None:
         visible = scope.covers(other.group.region_code)
         raise Conflict(
-            f"NIK {mask_nik(nik)} is {_taken_message(scope, other.group)}.",
+            f"NIK {mask_nik(nik)} is {taken_message(scope, other.group)}.",
             errors=[{"field": "nik", "message": "already in another active group"}],
             group_id=str(other.group_id) if visible else None,
         )
@@ -161,83 +160,6 @@ def add_member(
     _flush_or_conflict(session)
     announce(session, outbox, "member.added", group, member=member_snapshot(member))
     return member
-
-
-def register_group_with_members(
-    session: Session,
-    outbox: Outbox,
-    data: dict,
-    members: list[dict],
-    rules: Rules,
-    *,
-    scope: RegionScope,
-    actor: str,
-) -> Group:
-    """Register a group with all its members at once (bulk import), under the same rules as
-    one-by-one additions, announced as a single group.registered; MemberProblems names
-    every problem with its member's index."""
-    problems: list[MemberProblem] = []
-    if len(members) > rules.max_members:
-        problems.append(
-            MemberProblem(
-                None, "members", f"{len(members)} members; the maximum is {rules.max_members}"
-            )
-        )
-    first_with: dict[tuple[str, str], int] = {}
-    for index, member in enumerate(members):
-        for field in ("nik", "role"):
-            if field == "role" and member["role"] not in OFFICER_ROLES:
-                continue
-            earlier = first_with.setdefault((field, member[field]), index)
-            if earlier != index:
-                problems.append(MemberProblem(index, field, f"same {field} as member {earlier}"))
-    # By the NIKs' keyed hashes: the database holds no plain NIK to compare with.
-    index_of = {nik_lookup(m["nik"]): i for i, m in reversed(list(enumerate(members)))}
-    taken = session.execute(
-        select(Member.nik_hash, Group)
-        .join(Group, Member.group_id == Group.id)
-        .where(Member.active, Member.nik_hash.in_(index_of))
-    ).all()
-    problems += [
-        MemberProblem(index_of[bytes(nik_hash)], "nik", _taken_message(scope, other))
-        for nik_hash, other in taken
-    ]
-    for index, member in enumerate(members):
-        village = member.get("village_code")
-        if village and not scope.covers(village):
-            problems.append(
-                MemberProblem(index, "village_code", "the village lies outside your region")
-            )
-        elif village and village[:6] != data["region_code"][:6]:
-            problems.append(
-                MemberProblem(
-                    index,
-                    "village_code",
-                    f"the village must lie in the group's district ({data['region_code'][:6]})",
-                )
-            )
-    for village in {m["village_code"] for m in members if m.get("village_code")}:
-        problem = check_village(session, village, field="village_code")
-        if problem:
-            problems += [
-                MemberProblem(i, "village_code", problem)
-                for i, m in enumerate(members)
-                if m.get("village_code") == village
-            ]
-    if problems:
-        raise MemberProblems(problems)
-    group = new_group(session, data, scope=scope, actor=actor)
-    session.add_all(
-        Member(
-            id=uuid.uuid4(),
-            group_id=group.id,
-            **{**m, "village_code": m.get("village_code") or group.region_code},
-        )
-        for m in members
-    )
-    _flush_or_conflict(session)
-    announce(session, outbox, "group.registered", group)
-    return group
 
 
 def update_member(
