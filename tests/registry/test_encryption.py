@@ -85,18 +85,30 @@ def test_the_database_holds_no_plain_nik_or_kk(clients, officer, make_group, reg
 
 
 def test_after_a_rotation_lookups_and_the_one_active_group_rule_work_with_only_the_new_key(
-    clients, auth, make_group, add_member, registry_db, keep_keys
+    clients, auth, officer, make_group, add_member, registry_db, keep_keys
 ):
     group = make_group()
     nik = make_nik()
     member = add_member(group["id"], nik=nik, role="ketua").json
+    # An uploaded file of its own, so the rotation has stored chunks to re-encrypt.
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["group_name", "village_code", *member_payload()])
+    writer.writeheader()
+    writer.writerow({"group_name": "KUBE Rotasi", "village_code": "6472011001", **member_payload()})
+    uploaded = clients["registry"].post(
+        "/api/v1/imports",
+        headers=officer,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(out.getvalue().encode()), "rotasi.csv")},
+    )
+    assert uploaded.status_code == 202, uploaded.json
     new_key = "test2:" + generate_key()
     both = DataKeys.parse((new_key, DATA_KEY), LOOKUP_KEY)
     use_data_keys(both)  # every process lists the new key first, then rotation runs
     lines: list[str] = []
     members, files, chunks = rotate(registry_db, both, batch_size=2, report=lines.append)
     assert members.reencrypted >= 1 and members.remaining == 0 and files.remaining == 0
-    assert chunks.remaining == 0
+    assert chunks.reencrypted >= 1 and chunks.remaining == 0
     assert any("re-encrypted" in line for line in lines)
     stored = registry_db.session.scalar(
         text("SELECT nik_encrypted FROM members WHERE id = :id"), {"id": member["id"]}

@@ -335,6 +335,31 @@ def test_upload_above_the_import_limit_is_413(apps, upload, monkeypatch):
     assert "1048576 bytes" in response.json["detail"]
 
 
+def test_a_chunked_upload_above_the_import_limit_is_413_while_it_streams(
+    apps, clients, officer, monkeypatch
+):
+    # No Content-Length (Transfer-Encoding: chunked, as a proxy may send it): the limit holds
+    # while the body is read, not only against a declared length.
+    limits = apps["registry"].config["KUBE_STREAMED_UPLOAD_LIMITS"]
+    monkeypatch.setitem(limits, "imports.Imports", 2**20)
+    boundary = "kube-chunked-test"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="groups.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    body += csv_file(group_rows("KUBE X")) + b" " * 2**21 + f"\r\n--{boundary}--\r\n".encode()
+    response = clients["registry"].post(
+        IMPORTS,
+        headers=officer,
+        input_stream=io.BytesIO(body),
+        content_type=f"multipart/form-data; boundary={boundary}",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+
+
 def test_a_file_above_the_old_20_mib_ceiling_is_streamed_stored_and_imported(
     upload, finished, groups_named, unique
 ):
