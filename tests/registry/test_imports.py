@@ -656,3 +656,34 @@ def test_a_bad_byte_late_in_a_large_file_is_named_at_upload(upload):
     assert response.status_code == 422
     message = response.json["errors"][0]["message"]
     assert "not UTF-8" in message and "0xe9" in message and "row 600007" in message
+
+
+def test_an_import_stored_before_import_chunks_is_still_imported(
+    apps, clients, officer, groups_named, unique
+):
+    # Migration 0007 left older imports' files whole in imports.content_encrypted.
+    from services.registry.groups import Rules
+    from services.registry.import_run import process_import
+    from services.registry.models import IMPORT_FILE_PURPOSE, Import
+    from shared.encryption import data_keys
+
+    name = unique("KUBE Lama")
+    context = apps["registry"].extensions["kube"]
+    with context.db.transaction() as session:
+        stored = Import(
+            filename="lama.csv",
+            file_format="csv",
+            status="queued",
+            region_scope="6472",
+            created_by="tester",
+            content_encrypted=data_keys().encrypt(
+                csv_file(group_rows(name)), purpose=IMPORT_FILE_PURPOSE
+            ),
+        )
+        session.add(stored)
+        session.flush()
+        import_id = stored.id
+    process_import(context.db, context.outbox, import_id, Rules())
+    result = clients["registry"].get(f"{IMPORTS}/{import_id}", headers=officer).json
+    assert (result["status"], result["groups_created"], result["total_rows"]) == ("done", 1, 5)
+    assert len(groups_named(name)) == 1
