@@ -9,7 +9,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 
 from services.registry.models import (
     IMPORT_FILE_PURPOSE,
@@ -31,10 +43,6 @@ IMPORT_CHUNK_BATCH = 8
 # Passes over what is left (rows that were locked by requests on an earlier pass).
 MAX_PASSES = 5
 
-_members = Member.__table__
-_imports = Import.__table__
-_chunks = ImportChunk.__table__
-
 
 @dataclass
 class Rotation:
@@ -51,14 +59,44 @@ def _stale(column, keys: DataKeys):
     return func.substring(column, 1, len(prefix)) != prefix
 
 
-def _members_stale(keys: DataKeys):
-    return or_(_stale(_members.c.nik_encrypted, keys), _stale(_members.c.kk_encrypted, keys))
+@dataclass(frozen=True)
+class _Encrypted:
+    """A table's encrypted columns: how its rows are keyed, which rows still need the newest
+    key, and each column's associated data (its purpose) for a row."""
+
+    table: Table
+    key: tuple[str, ...]
+    purposes: dict[str, Callable[[Row], bytes]]
+    batch: int
+    where: Callable[[Table], ColumnElement[bool]] = lambda table: true()
+
+    def stale(self, keys: DataKeys) -> ColumnElement[bool]:
+        columns = (_stale(self.table.c[name], keys) for name in self.purposes)
+        return and_(self.where(self.table), or_(*columns))
 
 
-def _imports_stale(keys: DataKeys):
-    return (func.length(_imports.c.content_encrypted) > 0) & _stale(
-        _imports.c.content_encrypted, keys
-    )
+_ENCRYPTED = {
+    "members": _Encrypted(
+        Member.__table__,
+        ("id",),
+        {"nik_encrypted": lambda row: NIK_PURPOSE, "kk_encrypted": lambda row: KK_PURPOSE},
+        MEMBER_BATCH,
+    ),
+    "imports": _Encrypted(
+        Import.__table__,
+        ("id",),
+        {"content_encrypted": lambda row: IMPORT_FILE_PURPOSE},
+        IMPORT_FILE_BATCH,
+        # Files stored since import_chunks keep an empty column.
+        lambda table: func.length(table.c.content_encrypted) > 0,
+    ),
+    "import_chunks": _Encrypted(
+        ImportChunk.__table__,
+        ("import_id", "seq"),
+        {"content_encrypted": lambda row: import_chunk_purpose(row.import_id, row.seq)},
+        IMPORT_CHUNK_BATCH,
+    ),
+}
 
 
 def count_stale(db: Database, keys: DataKeys) -> dict[str, int]:
@@ -66,119 +104,49 @@ def count_stale(db: Database, keys: DataKeys) -> dict[str, int]:
     key."""
     with db.transaction() as session:
         return {
-            "import_chunks": session.scalar(
-                select(func.count())
-                .select_from(_chunks)
-                .where(_stale(_chunks.c.content_encrypted, keys))
-            ),
-            "members": session.scalar(
-                select(func.count()).select_from(_members).where(_members_stale(keys))
-            ),
-            "imports": session.scalar(
-                select(func.count()).select_from(_imports).where(_imports_stale(keys))
-            ),
+            name: session.scalar(
+                select(func.count()).select_from(spec.table).where(spec.stale(keys))
+            )
+            for name, spec in _ENCRYPTED.items()
         }
 
 
-def _member_batch(session, keys: DataKeys, after, size: int) -> tuple[int, object]:
+def _batch(session, spec: _Encrypted, keys: DataKeys, after, size: int) -> tuple[int, object]:
+    """Re-encrypt the next `size` stale rows after the key `after`; how many, and the last key."""
+    table = spec.table
+    key = [table.c[name] for name in spec.key]
     statement = (
-        select(_members.c.id, _members.c.nik_encrypted, _members.c.kk_encrypted)
-        .where(_members_stale(keys))
-        .order_by(_members.c.id)
+        select(*key, *(table.c[name] for name in spec.purposes))
+        .where(spec.stale(keys))
+        .order_by(*key)
         .limit(size)
         .with_for_update(skip_locked=True)
     )
     if after is not None:
-        statement = statement.where(_members.c.id > after)
+        statement = statement.where(tuple_(*key) > tuple_(*after))
     rows = session.execute(statement).all()
     if not rows:
         return 0, None
+    values = {name: bindparam(f"new_{name}") for name in spec.purposes}
+    if "updated_at" in table.c:
+        # Not a change of the row (a member's version, ETag and updated_at stay).
+        values["updated_at"] = table.c.updated_at
     session.execute(
-        update(_members)
-        .where(_members.c.id == bindparam("row_id"))
-        # Not a change of the member: its version, ETag and updated_at stay.
-        .values(
-            nik_encrypted=bindparam("nik"),
-            kk_encrypted=bindparam("kk"),
-            updated_at=_members.c.updated_at,
-        ),
+        update(table)
+        .where(*(table.c[name] == bindparam(f"key_{name}") for name in spec.key))
+        .values(values),
         [
             {
-                "row_id": row.id,
-                "nik": keys.reencrypt(row.nik_encrypted, purpose=NIK_PURPOSE),
-                "kk": keys.reencrypt(row.kk_encrypted, purpose=KK_PURPOSE),
+                **{f"key_{name}": getattr(row, name) for name in spec.key},
+                **{
+                    f"new_{name}": keys.reencrypt(getattr(row, name), purpose=purpose(row))
+                    for name, purpose in spec.purposes.items()
+                },
             }
             for row in rows
         ],
     )
-    return len(rows), rows[-1].id
-
-
-def _import_batch(session, keys: DataKeys, after, size: int) -> tuple[int, object]:
-    statement = (
-        select(_imports.c.id, _imports.c.content_encrypted)
-        .where(_imports_stale(keys))
-        .order_by(_imports.c.id)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-    )
-    if after is not None:
-        statement = statement.where(_imports.c.id > after)
-    rows = session.execute(statement).all()
-    if not rows:
-        return 0, None
-    session.execute(
-        update(_imports)
-        .where(_imports.c.id == bindparam("row_id"))
-        .values(content_encrypted=bindparam("content")),
-        [
-            {
-                "row_id": row.id,
-                "content": keys.reencrypt(row.content_encrypted, purpose=IMPORT_FILE_PURPOSE),
-            }
-            for row in rows
-        ],
-    )
-    return len(rows), rows[-1].id
-
-
-def _import_chunk_batch(session, keys: DataKeys, after, size: int) -> tuple[int, object]:
-    key = tuple_(_chunks.c.import_id, _chunks.c.seq)
-    statement = (
-        select(_chunks.c.import_id, _chunks.c.seq, _chunks.c.content_encrypted)
-        .where(_stale(_chunks.c.content_encrypted, keys))
-        .order_by(_chunks.c.import_id, _chunks.c.seq)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-    )
-    if after is not None:
-        statement = statement.where(key > tuple_(*after))
-    rows = session.execute(statement).all()
-    if not rows:
-        return 0, None
-    session.execute(
-        update(_chunks)
-        .where(_chunks.c.import_id == bindparam("row_id"), _chunks.c.seq == bindparam("row_seq"))
-        .values(content_encrypted=bindparam("content")),
-        [
-            {
-                "row_id": row.import_id,
-                "row_seq": row.seq,
-                "content": keys.reencrypt(
-                    row.content_encrypted, purpose=import_chunk_purpose(row.import_id, row.seq)
-                ),
-            }
-            for row in rows
-        ],
-    )
-    return len(rows), (rows[-1].import_id, rows[-1].seq)
-
-
-_TABLES = {
-    "members": (_member_batch, MEMBER_BATCH),
-    "imports": (_import_batch, IMPORT_FILE_BATCH),
-    "import_chunks": (_import_chunk_batch, IMPORT_CHUNK_BATCH),
-}
+    return len(rows), tuple(getattr(rows[-1], name) for name in spec.key)
 
 
 def rotate(
@@ -194,8 +162,8 @@ def rotate(
     nothing and a second run carries on. What is left under older keys after the last pass is
     in `remaining`."""
     results = []
-    for table, (batch, default_size) in _TABLES.items():
-        size = batch_size or default_size
+    for table, spec in _ENCRYPTED.items():
+        size = batch_size or spec.batch
         result = Rotation(table)
         todo = count_stale(db, keys)[table]
         report(f"{table}: {todo:,} to re-encrypt under key {keys.current_id!r}")
@@ -208,7 +176,7 @@ def rotate(
             started, after = time.perf_counter(), None
             while True:
                 with db.transaction() as session:
-                    done, after = batch(session, keys, after, size)
+                    done, after = _batch(session, spec, keys, after, size)
                 if not done:
                     break
                 result.reencrypted += done
