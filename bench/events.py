@@ -36,6 +36,7 @@ from notifications import (
     Report,
     answers,
     delete_keys,
+    print_tables,
     spread,
     start_child,
     start_worker,
@@ -379,26 +380,6 @@ def explain(setup: Setup, changes: list[Change], report: Report) -> None:
         report.detail(f"Event path: {name}", spread(values))
 
 
-def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
-    print("\n## Results\n")
-    print(
-        f"{args.changes} members added one at a time through the registry API "
-        f"({args.gunicorn_workers} gunicorn workers), `kube relay registry` and one "
-        f"notifications worker; {args.round_trips} bare Celery round trips before each.\n"
-    )
-    print("| Figure | Measured | Baseline | Ratio | Target |\n|---|---|---|---|---|")
-    for c in report.comparisons:
-        print(f"| {c.name} | {c.figure} | {c.baseline} | {c.ratio} | {c.target} |")
-    print("\n| Where the time goes | |\n|---|---|")
-    for name, value in report.details:
-        print(f"| {name} | {value} |")
-    print("\n| Machine | |\n|---|---|")
-    for name, value in facts:
-        print(f"| {name} | {value} |")
-    for message in report.notes:
-        print(f"\nNOTE: {message}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
@@ -415,7 +396,13 @@ def main(argv: list[str] | None = None) -> int:
             facts = [*setup.facts, ("Load average at end (1/5/15 min)", load_average())]
         finally:
             print("\n== 3. Cleanup: processes, connections, databases, Redis keys")
-    print_summary(report, facts, args)
+    print_tables(
+        report,
+        facts,
+        f"{args.changes} members added one at a time through the registry API "
+        f"({args.gunicorn_workers} gunicorn workers), `kube relay registry` and one "
+        f"notifications worker; {args.round_trips} bare Celery round trips before each.",
+    )
     return 0
 
 

@@ -1071,17 +1071,11 @@ def explain_latency(setup: Setup, transitions: list[Transition], report: Report)
 # --- The run --------------------------------------------------------------------------------
 
 
-def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
-    """The closing Markdown tables: each figure beside its baseline, the breakdowns, the
-    machine."""
+def print_tables(report: Report, facts: list[tuple[str, str]], intro: str) -> None:
+    """The closing Markdown tables after `intro`: each figure beside its baseline, the
+    breakdowns, the machine (also used by bench/events.py)."""
     print("\n## Results\n")
-    print(
-        f"{args.messages:,} SMS through one notifications worker (prefork, concurrency 1) to a "
-        f"local HTTP gateway; {args.transitions} grant transitions of a group of "
-        f"{args.members} members ({args.members} SMS each) through the grants API "
-        f"({args.gunicorn_workers} gunicorn workers), `kube relay grants` and the worker, "
-        f"{args.round_trips} bare Celery round trips before each.\n"
-    )
+    print(intro + "\n")
     print("| Figure | Measured | Baseline | Ratio | Target |\n|---|---|---|---|---|")
     for c in report.comparisons:
         print(f"| {c.name} | {c.figure} | {c.baseline} | {c.ratio} | {c.target} |")
@@ -1093,6 +1087,18 @@ def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
         print(f"| {name} | {value} |")
     for message in report.notes:
         print(f"\nNOTE: {message}")
+
+
+def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
+    print_tables(
+        report,
+        facts,
+        f"{args.messages:,} SMS through one notifications worker (prefork, concurrency 1) to a "
+        f"local HTTP gateway; {args.transitions} grant transitions of a group of "
+        f"{args.members} members ({args.members} SMS each) through the grants API "
+        f"({args.gunicorn_workers} gunicorn workers), `kube relay grants` and the worker, "
+        f"{args.round_trips} bare Celery round trips before each.",
+    )
 
 
 def benchmark(args: argparse.Namespace, stack: ExitStack, report: Report):
