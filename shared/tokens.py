@@ -55,6 +55,9 @@ KNOWN_WEAK_SECRETS = frozenset(
 MIN_SECRET_BYTES = 32
 # The longest a token may live (a sub is at most this long, as the tables keep it).
 MAX_SUB_LENGTH = 100
+# How many verified tokens a process remembers (a few KB each at most); when full, it
+# forgets them all and verifies again.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 def check_secret(secret: str) -> None:
@@ -91,9 +94,27 @@ class TokenVerifier:
         self.audience = audience
         self.issuer = issuer
         self.max_ttl_seconds = max_ttl_seconds
+        # Tokens already verified, by their exact text: (principal, exp). A token's signature
+        # and claims cannot change, so only its expiry is checked again; a client sends the
+        # same token with every request, and the signature check costs more than the read.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
         """Decode a token into a Principal or raise Unauthenticated saying why."""
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires = known
+            if time.time() < expires:
+                return principal
+            self._verified.pop(token, None)
+        principal, claims = self._decode(token)
+        if "nbf" not in claims and isinstance(claims["exp"], int | float):
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+            self._verified[token] = (principal, claims["exp"])
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, dict]:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as exc:
@@ -130,12 +151,13 @@ class TokenVerifier:
                     f"The token lives longer than {self.max_ttl_seconds} s (or has no `iat`)."
                 )
         jti = claims.get("jti")
-        return Principal(
+        principal = Principal(
             sub=sub,
             roles=_roles_of(claims.get("roles")),
             region=_region_of(claims),
             jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
         )
+        return principal, claims
 
 
 def _roles_of(roles: object) -> frozenset[str]:
