@@ -50,6 +50,8 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_allow_hs256_with_public_key: bool = False
     jwt_max_ttl_seconds: int = 12 * 3600
+    # How long a process trusts that a token was not revoked before asking Redis again.
+    revocation_check_seconds: float = 1.0
     # A token for reading other services' feeds where no HS256 secret is held (RS256 only).
     service_token: str | None = None
     max_body_bytes: int = 2 * 1024 * 1024
@@ -151,6 +153,7 @@ def load_settings(service: str, **overrides) -> Settings:
         jwt_allow_hs256_with_public_key=_env("KUBE_JWT_ALLOW_HS256", "false").lower()
         in ("1", "true", "yes"),
         jwt_max_ttl_seconds=env_int("KUBE_JWT_MAX_TTL_SECONDS", 12 * 3600),
+        revocation_check_seconds=_float("KUBE_REVOCATION_CHECK_SECONDS", 1.0),
         service_token=_env("KUBE_SERVICE_TOKEN"),
         max_body_bytes=env_int("KUBE_MAX_BODY_BYTES", 2 * 1024 * 1024),
         max_upload_bytes=env_int("KUBE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),

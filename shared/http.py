@@ -198,20 +198,37 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
 
 
 def _revocation_check(context: ServiceContext) -> Callable[[str], bool]:
-    """Whether a token id is revoked (`kube token revoke`). Redis down: the token is taken
-    (revocation is an emergency brake, not the lock; tokens also expire within
-    KUBE_JWT_MAX_TTL_SECONDS), and the failure is logged."""
+    """Whether a token id is revoked (`kube revoke-token`). A token found not revoked is
+    trusted for KUBE_REVOCATION_CHECK_SECONDS before Redis is asked again (a client sends the
+    same token with every request, and the round trip cost more than a group read), so a
+    revocation takes effect within that time. Redis down: the token is taken (revocation is
+    an emergency brake, not the lock; tokens also expire within KUBE_JWT_MAX_TTL_SECONDS),
+    and the failure is logged."""
+    settings = context.settings
+    trusted_until: dict[str, float] = {}
 
     def is_revoked(jti: str) -> bool:
+        now = time.monotonic()
+        if trusted_until.get(jti, 0.0) > now:
+            return False
         try:
-            return bool(context.redis.exists(revoked_key(context.settings.queue_prefix, jti)))
+            revoked = bool(context.redis.exists(revoked_key(settings.queue_prefix, jti)))
         except redis.RedisError as exc:
             logging.getLogger(__name__).warning(
                 "token revocation not checked", extra={"error": type(exc).__name__}
             )
             return False
+        if not revoked and settings.revocation_check_seconds > 0:
+            if len(trusted_until) >= _TRUSTED_TOKENS_KEPT:
+                trusted_until.clear()
+            trusted_until[jti] = now + settings.revocation_check_seconds
+        return revoked
 
     return is_revoked
+
+
+# Token ids a process remembers as not revoked; when full it forgets them all.
+_TRUSTED_TOKENS_KEPT = 10_000
 
 
 def _init_media_types(app: Flask, upload_endpoints: frozenset[str]) -> None:
