@@ -17,7 +17,7 @@ from kube.cli import main
 from shared.auth import Principal, TokenVerifier, issue_token
 from shared.errors import Unauthenticated
 
-from support import JWT_SECRET
+from support import JWT_SECRET, wait_until
 
 
 def protected_routes(app):
@@ -223,14 +223,47 @@ def test_a_revoked_token_is_refused_everywhere(clients, apps, token, platform_en
     jti = jwt.decode(revoked, options={"verify_signature": False})["jti"]
     headers = {"Authorization": f"Bearer {revoked}"}
     assert clients["registry"].get("/api/v1/groups", headers=headers).status_code == 200
+    revoked_at = time.monotonic()
     result = CliRunner().invoke(main, ["revoke-token", jti])
     assert result.exit_code == 0, result.output
-    for service in ("registry", "grants", "notifications"):
+    for service in ("grants", "notifications"):
         response = clients[service].get("/api/v1/dead-letters", headers=headers)
         assert response.status_code == 401 and "revoked" in response.json["detail"]
+
+    # The registry saw the token a moment ago and trusts that for
+    # KUBE_REVOCATION_CHECK_SECONDS (1 s); then it refuses the token too, and it never took it
+    # after that second.
+    def registry_answer():
+        return clients["registry"].get("/api/v1/dead-letters", headers=headers)
+
+    refused = wait_until(lambda: (r := registry_answer()).status_code == 401 and r, timeout=10)
+    assert "revoked" in refused.json["detail"]
+    trusted = time.monotonic() - revoked_at
+    assert registry_answer().status_code == 401, f"refused after {trusted:.2f} s, then taken"
     assert (
         clients["registry"]
         .get("/api/v1/groups", headers={"Authorization": f"Bearer {token('admin', sub='leaked')}"})
         .status_code
         == 200
     )  # another token of the same user still works
+
+
+def test_a_remembered_token_still_expires_and_a_changed_one_is_checked_again():
+    verifier = TokenVerifier(secret=JWT_SECRET)
+    token = issue_token(
+        JWT_SECRET, sub="officer", roles=["verifikator"], region="64", ttl_seconds=2
+    )
+    assert verifier.verify(token).sub == "officer"
+    # Same text: answered from memory; a flipped signature byte is not the same text.
+    assert verifier.verify(token).region == "64"
+    head, payload, signature = token.split(".")
+    tampered = (
+        f"{head}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    )
+    with pytest.raises(Unauthenticated):
+        verifier.verify(tampered)
+    # Once its `exp` has passed, the remembered token has expired like any other.
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
