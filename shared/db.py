@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -16,6 +16,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Executions of one statement on a connection after which `Database.reading` prepares it.
+READ_PREPARE_THRESHOLD = 1
 # A pooled connection idle this long is pinged before it is used again.
 PING_AFTER_IDLE_SECONDS = 5.0
 
@@ -84,6 +86,26 @@ class Database:
             return
         with Session(self._autocommit, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in autocommit for reads that are one statement each: no session, no
+        ORM unit of work, no BEGIN or ROLLBACK (the busiest reads are one round trip). Under
+        `rolled_back`, the test's transaction, so the read sees the test's data."""
+        if self._joined:
+            with self.transaction() as session:
+                yield session.connection()
+            return
+        with self._autocommit.connect() as connection:
+            driver = connection.connection.driver_connection
+            # The reads' statements are few and fixed: prepared on a connection's second use,
+            # PostgreSQL plans each once instead of on every request (planning a group read
+            # costs more than running it). Only here: a bulk import must be planned afresh.
+            driver.prepare_threshold = READ_PREPARE_THRESHOLD
+            try:
+                yield connection
+            finally:
+                driver.prepare_threshold = None
 
     @contextmanager
     def rolled_back(self) -> Iterator[None]:

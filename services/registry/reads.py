@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, true
+from sqlalchemy import Connection, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,9 @@ from shared.scope import RegionScope
 # The scope condition is a bound LIKE pattern, so each statement is built (and compiled)
 # once, whatever the caller's region.
 _IN_SCOPE = Group.region_code.like(bindparam("scope_pattern"), escape="/")
+# A plain connection (`Database.reading`: no ORM session around one statement), or the
+# request's session when a write must see its own uncommitted rows.
+Executor = Connection | Session
 
 
 def _json_value(value: Any) -> Any:
@@ -130,11 +133,11 @@ def _build_group_detail():
 _GROUP_DETAIL = _build_group_detail()
 
 
-def group_detail(session: Session, group_id: uuid.UUID, scope: RegionScope) -> dict | None:
+def group_detail(connection: Executor, group_id: uuid.UUID, scope: RegionScope) -> dict | None:
     """The group as `GET /groups/{id}` shows it (members counted, officers, last visit and
     revenue trend), or None when it does not exist in the caller's region."""
     row = (
-        session.execute(_GROUP_DETAIL, {"group_id": group_id, "scope_pattern": scope.pattern})
+        connection.execute(_GROUP_DETAIL, {"group_id": group_id, "scope_pattern": scope.pattern})
         .mappings()
         .first()
     )
@@ -182,7 +185,7 @@ def _build_group_page(filters: dict):
 _GROUP_PAGES: dict[frozenset[str], Any] = {}
 
 
-def group_page(session: Session, scope: RegionScope, filters: dict) -> dict:
+def group_page(connection: Executor, scope: RegionScope, filters: dict) -> dict:
     """A page of the groups in the caller's region, newest first, as `GET /groups` answers
     it; `filters` are the query's (region, status, business_type, q, page, page_size)."""
     used = frozenset(k for k in ("region", "status", "business_type", "q") if filters.get(k))
@@ -204,23 +207,23 @@ def group_page(session: Session, scope: RegionScope, filters: dict) -> dict:
     if "q" in used:
         text = filters["q"].replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         values["name_pattern"] = f"%{text}%"
-    rows = session.execute(statement, values).mappings().all()
+    rows = connection.execute(statement, values).mappings().all()
     return {
         "items": [_group_body(row) for row in rows],
         "page": page,
         "page_size": page_size,
-        "total": _total(session, statement, values, rows, page),
+        "total": _total(connection, statement, values, rows, page),
     }
 
 
-def _total(session: Session, statement, values: dict, rows, page: int) -> int:
+def _total(connection: Executor, statement, values: dict, rows, page: int) -> int:
     """The total a page's rows carry; past the last page (no rows) the first page's row
     carries it, which costs a second statement only then."""
     if rows:
         return rows[0]["total"]
     if page == 1:
         return 0
-    first = session.execute(statement, {**values, "limit": 1, "offset": 0}).mappings().first()
+    first = connection.execute(statement, {**values, "limit": 1, "offset": 0}).mappings().first()
     return first["total"] if first else 0
 
 
@@ -263,7 +266,7 @@ def _build_memberships():
 _MEMBERSHIPS = _build_memberships()
 
 
-def membership_page(session: Session, nik: str, scope: RegionScope, page: int, page_size: int):
+def membership_page(connection: Executor, nik: str, scope: RegionScope, page: int, page_size: int):
     """A person's memberships (current first, then the newest) in groups of the caller's
     region, found by the NIK's keyed hash, as `GET /members?nik=` answers them."""
     values = {
@@ -272,7 +275,7 @@ def membership_page(session: Session, nik: str, scope: RegionScope, page: int, p
         "limit": page_size,
         "offset": (page - 1) * page_size,
     }
-    rows = session.execute(_MEMBERSHIPS, values).mappings().all()
+    rows = connection.execute(_MEMBERSHIPS, values).mappings().all()
     keys = data_keys()
     items = [
         {
@@ -293,5 +296,5 @@ def membership_page(session: Session, nik: str, scope: RegionScope, page: int, p
         "items": items,
         "page": page,
         "page_size": page_size,
-        "total": _total(session, _MEMBERSHIPS, values, rows, page),
+        "total": _total(connection, _MEMBERSHIPS, values, rows, page),
     }

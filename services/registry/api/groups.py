@@ -69,8 +69,8 @@ class Groups(MethodView):
     @blp.operation("list_groups", roles=READERS)
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
-        with current_context().db.autocommit() as session:
-            page = group_page(session, current_principal().scope, args)
+        with current_context().db.reading() as connection:
+            page = group_page(connection, current_principal().scope, args)
         return _answer(page, 200, {})
 
     @blp.arguments(GroupInput)
@@ -95,8 +95,8 @@ class GroupById(MethodView):
     @blp.operation("get_group", roles=READERS, etag=True)
     def get(self, group_id: uuid.UUID):
         """Read a group with its officers, last visit and revenue trend."""
-        with current_context().db.autocommit() as session:
-            body = group_detail(session, group_id, current_principal().scope)
+        with current_context().db.reading() as connection:
+            body = group_detail(connection, group_id, current_principal().scope)
         if body is None:
             raise NotFound("No group with this id in your region.")
         return _answer(body, 200, {"ETag": etag(body["version"])})

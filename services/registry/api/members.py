@@ -149,9 +149,9 @@ class MemberSearch(MethodView):
 
 
 def _memberships(nik: str, page: dict):
-    with current_context().db.autocommit() as session:
+    with current_context().db.reading() as connection:
         found = membership_page(
-            session, nik, current_principal().scope, page["page"], page["page_size"]
+            connection, nik, current_principal().scope, page["page"], page["page_size"]
         )
     # Already in the documented shape (services/registry/reads.py): no dump.
     return jsonify(found)
