@@ -49,3 +49,22 @@ def test_a_connection_that_died_while_busy_fails_once_then_the_pool_recovers(
         backend_pid(database)  # used at once: not pinged, so its statement meets the loss
     assert lost.value.connection_invalidated
     assert backend_pid(database) != first
+
+
+def test_reads_prepare_their_statements_and_the_pooled_connection_forgets_it(database):
+    probe = text("SELECT count(*) FROM pg_prepared_statements")
+    statement = text("SELECT 1 + :n")
+    with database.reading() as connection:
+        for n in range(3):
+            assert connection.execute(statement, {"n": n}).scalar_one() == n + 1
+        prepared = connection.execute(probe).scalar_one()
+        driver = connection.connection.driver_connection
+    assert prepared >= 1  # planned once on this connection, not on every request
+    # Back in the pool (pool_size=1: the same connection), other work is planned afresh.
+    assert driver.prepare_threshold is None
+    with database.transaction() as session:
+        assert session.connection().connection.driver_connection is driver
+        before = session.execute(probe).scalar_one()
+        session.execute(text("SELECT 2 + :n"), {"n": 1})
+        session.execute(text("SELECT 2 + :n"), {"n": 1})
+        assert session.execute(probe).scalar_one() == before
