@@ -88,19 +88,26 @@ class Database:
             yield session
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def reading(self, *, prepared: bool = True) -> Iterator[Connection]:
         """A connection in autocommit for reads that are one statement each: no session, no
         ORM unit of work, no BEGIN or ROLLBACK (the busiest reads are one round trip). Under
-        `rolled_back`, the test's transaction, so the read sees the test's data."""
+        `rolled_back`, the test's transaction, so the read sees the test's data.
+
+        `prepared`: the statements are prepared on a connection's second use, so PostgreSQL
+        plans each once instead of on every request (planning a group read costs more than
+        running it). Only for statements whose plan does not depend on their values (a key
+        looked up); a region prefix (`LIKE :pattern`) needs the plan made for its value,
+        which a generic plan of a prepared statement is not."""
         if self._joined:
             with self.transaction() as session:
                 yield session.connection()
             return
         with self._autocommit.connect() as connection:
+            if not prepared:
+                yield connection
+                return
             driver = connection.connection.driver_connection
-            # The reads' statements are few and fixed: prepared on a connection's second use,
-            # PostgreSQL plans each once instead of on every request (planning a group read
-            # costs more than running it). Only here: a bulk import must be planned afresh.
+            # Only here: other work (a bulk import) is planned afresh.
             driver.prepare_threshold = READ_PREPARE_THRESHOLD
             try:
                 yield connection

@@ -69,7 +69,7 @@ class Groups(MethodView):
     @blp.operation("list_groups", roles=READERS)
     def get(self, args):
         """List the groups in the caller's region (filters: region, status, business_type, q)."""
-        with current_context().db.reading() as connection:
+        with current_context().db.reading(prepared=False) as connection:
             page = group_page(connection, current_principal().scope, args)
         return _answer(page, 200, {})
 
