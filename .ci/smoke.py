@@ -73,6 +73,23 @@ def main() -> None:
             30,
         )
         print("smoke: demo data seeded and seen by grants")
+        if not any("Walk-through:" in line for line in output):
+            raise SystemExit("smoke: make run printed no walk-through")
+        # The walk-through as a user takes it: the demo's submitted application to `closed`
+        # through the Python client, and the group's messages about it delivered.
+        walk = subprocess.run(
+            [sys.executable, "-m", "kube.cli", "walkthrough"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        print(walk.stdout + walk.stderr, end="")
+        if walk.returncode != 0 or "-> closed" not in walk.stdout:
+            raise SystemExit(f"smoke: kube walkthrough failed (exit {walk.returncode})")
+        if not any(f" {status} " in walk.stdout for status in ("sent", "delivered")):
+            raise SystemExit("smoke: the walk-through's messages were not sent")
+        print("smoke: walk-through closed the demo application")
         name = f"KUBE Smoke {uuid.uuid4().hex[:6]}"
         created = requests.post(
             "http://127.0.0.1:5001/api/v1/groups",

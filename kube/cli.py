@@ -21,7 +21,8 @@ def main(ctx: click.Context) -> None:
 
     Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
     set and `make run` has made its local databases, they use those."""
-    if ctx.invoked_subcommand in (None, "token", "revoke-token", "run", "workflows", "openapi"):
+    local_only = ("token", "revoke-token", "run", "workflows", "openapi", "walkthrough")
+    if ctx.invoked_subcommand in (None, *local_only):
         return
     from kube.localrun import LOCAL, use_local_databases
 
@@ -156,6 +157,26 @@ def run(demo: bool) -> None:
     from kube.localrun import run_platform
 
     run_platform(seed_demo=demo)
+
+
+@main.command()
+def walkthrough() -> None:
+    """Take the demo's submitted application to `closed` through the Python client, one role
+    per step, and show the messages the group received (against `make run`'s platform, or
+    the APIs at <SERVICE>_URL)."""
+    from kube.catalogue import SERVICES as services
+    from kube.localrun import jwt_secret, port_of
+    from kube.walkthrough import run as walk
+
+    urls = {
+        s.name: os.environ.get(f"{s.name.upper()}_URL")
+        or f"http://127.0.0.1:{port_of(s, os.environ)}"
+        for s in services
+    }
+    try:
+        walk(urls, jwt_secret())
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 for _service in SERVICES:

@@ -62,7 +62,7 @@ def local_data_keys(env: dict[str, str]) -> None:
         env["KUBE_LOOKUP_KEY"] = _local_key("lookup-key", generate_key)
 
 
-def _jwt_secret() -> str:
+def jwt_secret() -> str:
     """KUBE_JWT_SECRET, else the local run's own secret."""
     return os.environ.get("KUBE_JWT_SECRET") or local_jwt_secret()
 
@@ -96,7 +96,7 @@ def _prepare_environment() -> tuple[dict[str, str], list[subprocess.Popen]]:
         process, redis_url = start_private_redis(LOCAL / "redis", persist=True)
         infra.append(process)
     env["REDIS_URL"] = redis_url
-    env["KUBE_JWT_SECRET"] = _jwt_secret()
+    env["KUBE_JWT_SECRET"] = jwt_secret()
     local_data_keys(env)
     _local_providers(env)
     for service in SERVICES:
@@ -111,6 +111,9 @@ def _local_providers(env: dict[str, str]) -> None:
     if not env.get("SMS_PROVIDER") and not env.get("SMS_GATEWAY_URL"):
         env["SMS_PROVIDER"] = "file"
         env.setdefault("SMS_FILE_DIR", str(LOCAL / "sms"))
+        # Quiet hours spare real phones at night; a file wakes no one, and the demo's SMS
+        # should show at once whatever the time in Kalimantan.
+        env.setdefault("KUBE_QUIET_HOURS", "off")
     if not env.get("SMTP_HOST"):
         env["KUBE_MAILSINK_DIR"] = str(LOCAL / "mail")
         env["SMTP_HOST"], env["SMTP_SECURITY"] = "127.0.0.1", "none"
@@ -316,7 +319,12 @@ def run_platform(seed_demo: bool = True) -> None:
             print(f"  SMS sent       {env['SMS_FILE_DIR']}/sent.jsonl")
         if env.get("KUBE_MAILSINK_DIR"):
             print(f"  email sent     {env['KUBE_MAILSINK_DIR']}/ (SMTP on port {env['SMTP_PORT']})")
-        print(f"\nAn admin token for every region (8 hours):\n  {admin}\n", flush=True)
+        if seed_demo:
+            from kube.walkthrough import announce
+
+            print("\n" + announce(urls, env["KUBE_JWT_SECRET"], LOCAL) + "\n", flush=True)
+        else:
+            print(f"\nAn admin token for every region (8 hours):\n  {admin}\n", flush=True)
         while not stopping.is_set():
             for child in children:
                 child.check()
