@@ -44,7 +44,12 @@ class GroupSnapshot(ma.Schema):
     member_count = ma.fields.Integer(required=True)
     members = ma.fields.List(ma.fields.Nested(MemberSnapshot), required=True)
     # Absent in snapshots written before accounts travelled with the group.
-    bank_account = ma.fields.Nested(BankAccountSnapshot, load_default=None, allow_none=True)
+    bank_account = ma.fields.Nested(
+        BankAccountSnapshot,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "null while the group has no account; only disbursement reads it"},
+    )
 
 
 class GroupEvent(ma.Schema):
@@ -106,7 +111,11 @@ class GrantStageChanged(GrantEvent):
     action = ma.fields.String(required=True)
     actor_role = ma.fields.String(required=True)
     comment = ma.fields.String(required=True, allow_none=True)
-    decree_id = ma.fields.UUID(load_default=None, allow_none=True)
+    decree_id = ma.fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the decree that approved it, else null"},
+    )
 
 
 class GrantDisbursed(GrantEvent):
@@ -135,8 +144,16 @@ class DecreeIssued(ma.Schema):
     decree_date = ma.fields.Date(required=True)
     signer = ma.fields.String(required=True)
     region_code = ma.fields.String(required=True)
-    approved = ma.fields.List(ma.fields.UUID(), required=True)
-    failed = ma.fields.List(ma.fields.Nested(DecreeFailure), required=True)
+    approved = ma.fields.List(
+        ma.fields.UUID(),
+        required=True,
+        metadata={"description": "the ids of the applications it approved"},
+    )
+    failed = ma.fields.List(
+        ma.fields.Nested(DecreeFailure),
+        required=True,
+        metadata={"description": "each grant the decree could not approve, with its failed guards"},
+    )
 
 
 class NotificationEvent(ma.Schema):
