@@ -45,7 +45,7 @@ require-python = $(if $(PY),,$(error $(if $(PYTHON),PYTHON=$(PYTHON) is not a CP
 	`apt-get install python3.11 python3.11-venv`$(comma) or `pyenv install 3.13`)$(comma) or \
 	name it: make PYTHON=/path/to/python3.X))
 
-.PHONY: install lock which-python run test test-unit test-integration test-e2e lint format openapi compose-check bench clean FORCE
+.PHONY: install lock which-python run test test-unit test-integration test-e2e lint format openapi events-doc compose-check bench clean FORCE
 
 # A venv built with another interpreter (or by an older Makefile) is rebuilt, never reused.
 ifneq ($(PY_ID),$(VENV_ID))
@@ -106,6 +106,9 @@ format: install
 
 openapi: install  ## rewrite docs/openapi/<service>.json, the committed API contracts, from the code
 	$(BIN)/kube openapi
+
+events-doc: install  ## rewrite docs/event-catalogue.md and docs/asyncapi.json from the event contracts in code
+	$(BIN)/kube events-doc
 
 COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)

@@ -21,7 +21,15 @@ def main(ctx: click.Context) -> None:
 
     Commands that need a service's database use `<SERVICE>_DATABASE_URL`; where it is not
     set and `make run` has made its local databases, they use those."""
-    local_only = ("token", "revoke-token", "run", "workflows", "openapi", "walkthrough")
+    local_only = (
+        "token",
+        "revoke-token",
+        "run",
+        "workflows",
+        "openapi",
+        "events-doc",
+        "walkthrough",
+    )
     if ctx.invoked_subcommand in (None, *local_only):
         return
     from kube.localrun import LOCAL, use_local_databases
@@ -148,6 +156,19 @@ def openapi() -> None:
         click.echo(f"rewrote {path.relative_to(COMMITTED.parent.parent)}")
     if not changed:
         click.echo("the committed documents are current")
+
+
+@main.command("events-doc")
+def events_doc() -> None:
+    """Rewrite the event catalogue (docs/event-catalogue.md) and the AsyncAPI document
+    (docs/asyncapi.json) from the event contracts, producers and handlers in code."""
+    from kube.events_doc import DOCS, write_documents
+
+    changed = write_documents()
+    for path in changed:
+        click.echo(f"rewrote {path.relative_to(DOCS.parent)}")
+    if not changed:
+        click.echo("the event catalogue is current")
 
 
 @main.command()

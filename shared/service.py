@@ -19,7 +19,7 @@ from shared.encryption import DataKeyError, DataKeys, use_data_keys
 from shared.events.consumer import Consumer, Handler
 from shared.events.outbox import Outbox, redis_prompt, wake_key
 from shared.events.store import EventTables
-from shared.events.subscriptions import check_handler_table
+from shared.events.subscriptions import check_handler_table, check_publications
 from shared.tasks import create_celery
 from shared.workflow import Workflow
 
@@ -42,6 +42,8 @@ class Service:
     metadata: MetaData
     tables: EventTables
     migrations: Path
+    # The event types it publishes through its outbox; the outbox refuses any other.
+    publishes: tuple[str, ...] = ()
     # The event types it consumes and the handler of each; start-up checks they agree.
     subscribes_to: tuple[str, ...] = ()
     handlers: Mapping[str, Handler] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class Service:
 
     def __post_init__(self):
         check_handler_table(self.name, self.handlers, self.subscribes_to)
+        check_publications(self.name, self.publishes)
 
 
 @dataclass
@@ -101,6 +104,7 @@ def build_context(service: Service, settings: Settings, *, pool_size: int = 5) -
         db,
         prompt=redis_prompt(client, wake_key(settings.queue_prefix, service.name)),
         signing_key=settings.event_signing_keys[0],
+        publishes=service.publishes,
     )
     consumer = Consumer(
         service.name,

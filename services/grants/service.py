@@ -20,6 +20,14 @@ SERVICE = Service(
     metadata=models.Base.metadata,
     tables=models.EVENT_TABLES,
     migrations=Path(__file__).parent / "migrations",
+    publishes=(
+        "grant.created",
+        "grant.stage_changed",
+        "grant.disbursed",
+        "grant.deadline_passed",
+        "grant.report_due",
+        "decree.issued",
+    ),
     subscribes_to=(
         "group.registered",
         "group.updated",

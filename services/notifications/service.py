@@ -17,6 +17,7 @@ SERVICE = Service(
     metadata=models.Base.metadata,
     tables=models.EVENT_TABLES,
     migrations=Path(__file__).parent / "migrations",
+    publishes=("notification.sent", "notification.failed"),
     subscribes_to=(
         "group.registered",
         "group.updated",

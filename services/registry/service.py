@@ -22,6 +22,14 @@ SERVICE = Service(
     tables=models.EVENT_TABLES,
     migrations=Path(__file__).parent / "migrations",
     # The registry is the source of group and member events; it consumes none.
+    publishes=(
+        "group.registered",
+        "group.updated",
+        "group.status_changed",
+        "member.added",
+        "member.updated",
+        "member.removed",
+    ),
     subscribes_to=(),
     handlers=handlers.HANDLERS,
     periodic_tasks=(

@@ -44,7 +44,12 @@ class GroupSnapshot(ma.Schema):
     member_count = ma.fields.Integer(required=True)
     members = ma.fields.List(ma.fields.Nested(MemberSnapshot), required=True)
     # Absent in snapshots written before accounts travelled with the group.
-    bank_account = ma.fields.Nested(BankAccountSnapshot, load_default=None, allow_none=True)
+    bank_account = ma.fields.Nested(
+        BankAccountSnapshot,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "null while the group has no account; only disbursement reads it"},
+    )
 
 
 class GroupEvent(ma.Schema):
@@ -106,7 +111,11 @@ class GrantStageChanged(GrantEvent):
     action = ma.fields.String(required=True)
     actor_role = ma.fields.String(required=True)
     comment = ma.fields.String(required=True, allow_none=True)
-    decree_id = ma.fields.UUID(load_default=None, allow_none=True)
+    decree_id = ma.fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the decree that approved it, else null"},
+    )
 
 
 class GrantDisbursed(GrantEvent):
@@ -135,8 +144,16 @@ class DecreeIssued(ma.Schema):
     decree_date = ma.fields.Date(required=True)
     signer = ma.fields.String(required=True)
     region_code = ma.fields.String(required=True)
-    approved = ma.fields.List(ma.fields.UUID(), required=True)
-    failed = ma.fields.List(ma.fields.Nested(DecreeFailure), required=True)
+    approved = ma.fields.List(
+        ma.fields.UUID(),
+        required=True,
+        metadata={"description": "the ids of the applications it approved"},
+    )
+    failed = ma.fields.List(
+        ma.fields.Nested(DecreeFailure),
+        required=True,
+        metadata={"description": "each grant the decree could not approve, with its failed guards"},
+    )
 
 
 class NotificationEvent(ma.Schema):
@@ -162,25 +179,78 @@ class Contract:
     type: str
     version: int
     schema: type[ma.Schema]
+    # One sentence: the fact the event announces (the event catalogue shows it).
+    summary: str
 
 
 CONTRACTS: dict[str, Contract] = {
     c.type: c
     for c in (
-        Contract("group.registered", 1, GroupEvent),
-        Contract("group.updated", 1, GroupEvent),
-        Contract("group.status_changed", 1, GroupStatusChanged),
-        Contract("member.added", 1, MemberEvent),
-        Contract("member.updated", 1, MemberEvent),
-        Contract("member.removed", 1, MemberEvent),
-        Contract("grant.created", 1, GrantCreated),
-        Contract("grant.stage_changed", 1, GrantStageChanged),
-        Contract("grant.disbursed", 1, GrantDisbursed),
-        Contract("grant.deadline_passed", 1, GrantDeadline),
-        Contract("grant.report_due", 1, GrantDeadline),
-        Contract("decree.issued", 1, DecreeIssued),
-        Contract("notification.sent", 1, NotificationEvent),
-        Contract("notification.failed", 1, NotificationEvent),
+        Contract(
+            "group.registered",
+            1,
+            GroupEvent,
+            "A group was registered, by the API or by an import; the snapshot is its first state.",
+        ),
+        Contract("group.updated", 1, GroupEvent, "A group's details were changed."),
+        Contract(
+            "group.status_changed",
+            1,
+            GroupStatusChanged,
+            "A group moved through its workflow (activated, suspended, dissolved, ...).",
+        ),
+        Contract("member.added", 1, MemberEvent, "A member household joined a group."),
+        Contract("member.updated", 1, MemberEvent, "A member's details were changed."),
+        Contract("member.removed", 1, MemberEvent, "A member left a group."),
+        Contract(
+            "grant.created",
+            1,
+            GrantCreated,
+            "A grant application was created: the first entry of its history.",
+        ),
+        Contract(
+            "grant.stage_changed",
+            1,
+            GrantStageChanged,
+            "An action moved a grant application from one stage to another.",
+        ),
+        Contract(
+            "grant.disbursed",
+            1,
+            GrantDisbursed,
+            "A grant's transfer was recorded; it is also announced as a stage change.",
+        ),
+        Contract(
+            "grant.deadline_passed",
+            1,
+            GrantDeadline,
+            "A stage's deadline passed with no step taken; announced once per application, "
+            "stage and due time.",
+        ),
+        Contract(
+            "grant.report_due",
+            1,
+            GrantDeadline,
+            "A grant's usage report falls due within KUBE_REPORT_REMINDER_DAYS; announced once.",
+        ),
+        Contract(
+            "decree.issued",
+            1,
+            DecreeIssued,
+            "A decree approved a batch of applications; those whose guards failed are listed.",
+        ),
+        Contract(
+            "notification.sent",
+            1,
+            NotificationEvent,
+            "A provider accepted a message (SMS or email) for delivery.",
+        ),
+        Contract(
+            "notification.failed",
+            1,
+            NotificationEvent,
+            "A message failed for good: refused, unreachable, interrupted or reported failed.",
+        ),
     )
 }
 

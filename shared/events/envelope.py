@@ -17,15 +17,41 @@ class InvalidEvent(PermanentError):
     """An event whose envelope or payload breaks its contract; retrying will not help."""
 
 
+def _described(text: str) -> dict:
+    return {"description": text}
+
+
 class EnvelopeSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
-    type = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=100))
-    version = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
-    occurred_at = ma.fields.AwareDateTime(required=True, format="iso")
-    source = ma.fields.String(required=True)
-    correlation_id = ma.fields.String(required=True, allow_none=True)
-    payload = ma.fields.Dict(required=True)
-    signature = ma.fields.String(required=True, validate=ma.validate.Length(equal=64))
+    """What every event carries around its payload (the descriptions feed the catalogue)."""
+
+    id = ma.fields.UUID(required=True, metadata=_described("the event's id; redeliveries keep it"))
+    type = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=3, max=100),
+        metadata=_described("the event type, e.g. `grant.stage_changed`"),
+    )
+    version = ma.fields.Integer(
+        required=True,
+        validate=ma.validate.Range(min=1),
+        metadata=_described("the version of the type's contract"),
+    )
+    occurred_at = ma.fields.AwareDateTime(
+        required=True, format="iso", metadata=_described("when it was recorded, UTC")
+    )
+    source = ma.fields.String(required=True, metadata=_described("the producing service"))
+    correlation_id = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata=_described("the X-Request-ID of the request that caused it"),
+    )
+    payload = ma.fields.Dict(required=True, metadata=_described("the type's payload schema"))
+    signature = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(equal=64),
+        metadata=_described(
+            "HMAC-SHA256 (hex) by the producer over the rest of the envelope, keys sorted"
+        ),
+    )
 
 
 _envelope_schema = EnvelopeSchema()

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 from sqlalchemy import insert, select
@@ -40,15 +40,20 @@ class Outbox:
         *,
         prompt: Callable[[], None],
         signing_key: str,
+        publishes: Iterable[str],
     ):
         self.service = service
         self.model = model
         self.signing_key = signing_key
+        # The types the service declares (`Service.publishes`): the catalogue names it their
+        # producer, so an undeclared one is refused rather than sent.
+        self.publishes = frozenset(publishes)
         self._prompt = prompt
         db.on_commit(self._after_commit)
 
     def add(self, session: Session, event_type: str, payload: dict) -> dict:
         """Record an event in `session`; it is published only if the transaction commits."""
+        self._check_declared(event_type)
         envelope = new_envelope(
             event_type, payload, source=self.service, correlation_id=correlation_id_var.get()
         )
@@ -61,6 +66,7 @@ class Outbox:
 
     def add_many(self, session: Session, event_type: str, payloads: list[dict]) -> list[dict]:
         """Record several events of one type in `session` with one INSERT statement."""
+        self._check_declared(event_type)
         envelopes = []
         for payload in payloads:
             envelope = new_envelope(
@@ -85,6 +91,7 @@ class Outbox:
         the contract and must come out of it unchanged, so a builder that drifts from the
         contract fails the whole batch; checking each one would cost more than the rest of
         the import together."""
+        self._check_declared(event_type)
         if not payloads:
             return
         if checked_payload(event_type, payloads[0]) != payloads[0]:
@@ -106,6 +113,13 @@ class Outbox:
                 envelope["signature"] = sign(envelope, self.signing_key)
                 copy.write_row((envelope["id"], event_type, json.dumps(envelope), now, 0))
         session.info[_PENDING_KEY] = True
+
+    def _check_declared(self, event_type: str) -> None:
+        if event_type not in self.publishes:
+            raise ValueError(
+                f"{self.service} does not declare {event_type!r} in its service definition's "
+                "`publishes`"
+            )
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_PENDING_KEY, False):
