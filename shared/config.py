@@ -73,6 +73,8 @@ class Settings:
     # encrypts, every one decrypts), and the lookup (HMAC) key, base64.
     data_keys: tuple[str, ...] = ()
     lookup_key: str | None = None
+    # When set, `GET /metrics` answers only a caller sending it as a Bearer token.
+    metrics_token: str | None = None
     log_level: str = "INFO"
 
     @property
@@ -170,6 +172,7 @@ def load_settings(service: str, **overrides) -> Settings:
         catch_up_grace_seconds=_float("KUBE_CATCH_UP_GRACE_SECONDS", 30.0),
         data_keys=_data_keys(),
         lookup_key=_secret("KUBE_LOOKUP_KEY"),
+        metrics_token=_secret("KUBE_METRICS_TOKEN"),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
     )
     values.update(overrides)

@@ -19,6 +19,7 @@ from shared.auth import TokenVerifier, init_auth
 from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
 from shared.idempotency import init_idempotency
 from shared.logs import configure_logging, correlation_id_var
+from shared.metrics import metrics_response, observe_request
 from shared.problems import (
     ProblemSchema,
     handle_database_unreachable,
@@ -175,15 +176,22 @@ def _init_request_context(app: Flask, context: ServiceContext, upload_endpoints:
             # Answers are per caller and may hold personal data: no cache keeps them.
             response.headers.setdefault("Cache-Control", "no-store")
         principal = g.get("principal")
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        rule = request.url_rule
+        observe_request(
+            settings.service,
+            request.method,
+            rule.rule if rule is not None else None,
+            response.status_code,
+            seconds,
+        )
         access_log.info(
             "request",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round(
-                    (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1
-                ),
+                "duration_ms": round(seconds * 1000, 1),
                 "user": principal.sub if principal else None,
                 "request_id": g.get("request_id"),
             },
@@ -351,6 +359,11 @@ def _health_blueprint(assets: Path | None) -> Blueprint:
         )
         response.headers["Retry-After"] = "5"
         return response
+
+    @blueprint.get("/metrics")
+    def metrics():
+        """Prometheus metrics of this instance (KUBE_METRICS_TOKEN, when set, as a Bearer token)."""
+        return metrics_response(current_context())
 
     if assets is not None:
 
