@@ -46,19 +46,19 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 # No `*_created` series: multiprocess mode has none, so a scrape looks the same either way.
 disable_created_metrics()
-_requests_registry = CollectorRegistry(auto_describe=True)
+_request_metrics = CollectorRegistry(auto_describe=True)
 HTTP_REQUESTS = Counter(
     "kube_http_requests",
     "HTTP requests answered, by route template and status.",
     ["service", "method", "route", "status"],
-    registry=_requests_registry,
+    registry=_request_metrics,
 )
 HTTP_REQUEST_DURATION = Histogram(
     "kube_http_request_duration_seconds",
     "Time from a request's arrival in the app to its answer, by route template.",
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0),
-    registry=_requests_registry,
+    registry=_request_metrics,
 )
 
 
@@ -97,7 +97,7 @@ class _Scrape:
         if _MULTIPROCESS:
             yield from MultiProcessCollector(None).collect()
         else:
-            yield from _requests_registry.collect()
+            yield from _request_metrics.collect()
         yield from platform_gauges(self.context)
 
 
