@@ -110,6 +110,8 @@ PARAMETERS: dict[str, dict] = {
 }
 
 _HINTS = "x-kube-operation"  # carries an Operation from the Blueprint to the plugin
+# The vendor extension listing the roles an operation admits (absent: no bearer token taken).
+ROLES_EXTENSION = "x-roles"
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,9 @@ class Blueprint(flask_smorest.Blueprint):
         described = Operation(
             operation_id, tuple(roles), tuple(sorted(set(problems))), if_match, etag, location
         )
+        unknown = set(described.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"{operation_id} admits unknown roles: {', '.join(sorted(unknown))}.")
 
         def decorator(func):
             if described.roles:
@@ -203,6 +208,8 @@ def _complete(method: str, path: str, operation: dict, described: Operation) -> 
     if described.roles:
         roles = ", ".join(described.roles)
         operation["description"] = f"{operation.get('description', '')}\n\nRoles: {roles}.".lstrip()
+        # The same, for machines: a client (or the access-matrix test) reads who may call what.
+        operation[ROLES_EXTENSION] = [role for role in ROLES if role in described.roles]
     responses = operation.setdefault("responses", {})
     for code in list(responses):
         if str(code) == "default" or int(code) >= 400:

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from webargs.fields import DelimitedList
 
 from shared.api import Blueprint
+from shared.auth import current_principal
+from shared.errors import NotPermitted
 from shared.events.contracts import CONTRACTS
 from shared.events.feed import Position, feed_head, read_feed
 from shared.http import current_context
@@ -92,7 +94,13 @@ def event_blueprint() -> Blueprint:
         @blp.response(200, EventFeed)
         @blp.operation("read_event_feed", roles=("service",))
         def get(self, args):
-            """Read this service's events in commit order (internal services only)."""
+            """Read this service's events in commit order (internal services only, with a
+            nationwide token: the feed carries every region's events, contacts included)."""
+            if not current_principal().scope.nationwide:
+                raise NotPermitted(
+                    "The event feed carries every region's events: it needs a nationwide "
+                    'service token (region "*").'
+                )
             context = current_context()
             outbox, session = context.tables.outbox, context.db.session
             rows = read_feed(session, outbox, args["after"], args["types"], args["limit"])

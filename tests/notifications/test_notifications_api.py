@@ -193,6 +193,32 @@ def test_mailboxes_are_one_per_region_and_role(clients, auth):
     assert client.get("/api/v1/mailboxes", headers=auth()).json == body
 
 
+def test_a_regional_caller_sees_and_replaces_only_the_mailboxes_of_its_region(clients, auth):
+    client = clients["notifications"]
+    everywhere = [
+        {"region_code": "", "role": "admin", "email": "admin@kemensos.example.id"},
+        {"region_code": "33", "role": "verifikator", "email": "verval@jatengprov.example.id"},
+        {"region_code": "64", "role": "verifikator", "email": "verval@kaltimprov.example.id"},
+    ]
+    put = client.put("/api/v1/mailboxes", json={"mailboxes": everywhere}, headers=auth("admin"))
+    assert put.status_code == 200
+    # Samarinda's officers see their province's mailbox and the nationwide one, not Jawa Tengah's.
+    seen = client.get("/api/v1/mailboxes", headers=auth("pendamping", region="6472")).json
+    assert seen["mailboxes"] == [everywhere[0], everywhere[2]]
+
+    jateng = auth("admin", region="33")
+    into_kaltim = [{"region_code": "6472", "role": "bendahara", "email": "b@x.example.id"}]
+    refused = client.put("/api/v1/mailboxes", json={"mailboxes": into_kaltim}, headers=jateng)
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["field"] == "mailboxes.0.region_code"
+    own = [{"region_code": "3374", "role": "bendahara", "email": "b@semarangkota.example.id"}]
+    replaced = client.put("/api/v1/mailboxes", json={"mailboxes": own}, headers=jateng)
+    assert replaced.status_code == 200
+    # Jawa Tengah's replacement left Kalimantan Timur's and the nationwide mailbox alone.
+    after = client.get("/api/v1/mailboxes", headers=auth("admin")).json["mailboxes"]
+    assert after == [everywhere[0], own[0], everywhere[2]]
+
+
 def test_another_regions_messages_are_404(clients, auth, apps):
     group_id, _, name = reachable_group(apps, members=1)
     envelope = receive(apps, stage_changed(grant_snapshot(group_id, name)))

@@ -380,6 +380,15 @@ def test_the_feed_is_for_internal_services_only(clients, auth):
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "after"
 
 
+def test_the_feed_refuses_a_regional_service_token(clients, auth):
+    """The feed carries every region's events (group snapshots with members' contacts): a
+    service token scoped to one region would read all the others through it."""
+    for region in ("33", "6472"):
+        refused = clients["registry"].get("/api/v1/events", headers=auth("service", region=region))
+        assert refused.status_code == 403 and "nationwide" in refused.json["detail"]
+    assert clients["registry"].get("/api/v1/events", headers=auth("service")).status_code == 200
+
+
 def test_a_position_reads_back_as_written_and_orders_by_transaction_first():
     from shared.events.feed import Position
 

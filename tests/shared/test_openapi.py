@@ -12,6 +12,7 @@ import re
 import pytest
 
 from kube.openapi import committed_path, render
+from shared.tokens import ROLES
 
 SERVICES = ("registry", "grants", "notifications")
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -123,6 +124,24 @@ def test_every_header_read_or_set_is_described(documents, service):
     problems = document["components"]["responses"]
     assert "WWW-Authenticate" in problems["Problem401"]["headers"]
     assert "Retry-After" in problems["Problem503"]["headers"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_bearer_operation_names_the_roles_it_admits_in_x_roles(documents, service):
+    """`x-roles` is what a client (and tests/shared/test_access_matrix.py) reads to know who
+    may call an operation; operations authenticated otherwise (a provider's secret) carry none."""
+    document = documents[service]
+    for path, method, operation in operations(document):
+        where = (method, path)
+        if operation.get("security", document["security"]) != [{"bearerAuth": []}]:
+            assert "x-roles" not in operation, where
+            continue
+        roles = operation["x-roles"]
+        assert roles and roles == [role for role in ROLES if role in roles], where
+        assert operation["description"].endswith("."), where
+        stated = operation["description"].rsplit("Roles: ", 1)[1].rstrip(".").split(", ")
+        assert sorted(stated) == sorted(roles), where
+        assert ("403" in operation["responses"]) == (set(roles) != set(ROLES)), where
 
 
 def test_etag_location_and_if_match_are_described_where_they_are_used(documents):

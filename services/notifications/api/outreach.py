@@ -7,7 +7,7 @@ import uuid
 
 import phonenumbers
 from flask.views import MethodView
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from services.notifications.broadcasts import create_broadcast, find_broadcast, progress
 from services.notifications.delivery import mask, quiet_hours_on
@@ -143,9 +143,15 @@ class Mailboxes(MethodView):
     @mailboxes_blp.response(200, MailboxesSchema)
     @mailboxes_blp.operation("list_mailboxes", roles=READERS)
     def get(self):
-        """Every office mailbox, by region and role."""
+        """The office mailboxes that serve the caller's region (inside it, or around it such as
+        the province's and `""`), by region and role; another region's are not shown."""
+        scope = current_principal().scope
+        around = [scope.prefix[:n] for n in (0, 2, 4, 6, 10) if n <= len(scope.prefix)]
+        serves = or_(scope.where(OfficeMailbox.region_code), OfficeMailbox.region_code.in_(around))
         rows = current_context().db.session.scalars(
-            select(OfficeMailbox).order_by(OfficeMailbox.region_code, OfficeMailbox.role)
+            select(OfficeMailbox)
+            .where(serves)
+            .order_by(OfficeMailbox.region_code, OfficeMailbox.role)
         )
         return {"mailboxes": list(rows)}
 
@@ -153,8 +159,12 @@ class Mailboxes(MethodView):
     @mailboxes_blp.response(200, MailboxesSchema)
     @mailboxes_blp.operation("replace_mailboxes", roles=("admin",))
     def put(self, data):
-        """Replace the mailboxes (one per region and role)."""
+        """Replace the mailboxes of the caller's region (one per region and role); a regional
+        admin neither sees nor changes another region's."""
         session = current_context().db.session
+        scope = current_principal().scope
+        for index, mailbox in enumerate(data["mailboxes"]):
+            scope.require(mailbox["region_code"], field=f"mailboxes.{index}.region_code")
         keys = [(m["region_code"], m["role"]) for m in data["mailboxes"]]
         twice = [i for i, key in enumerate(keys) if key in keys[:i]]
         if twice:
@@ -162,7 +172,7 @@ class Mailboxes(MethodView):
                 "A region and role has one mailbox.",
                 errors=[{"field": f"mailboxes.{i}", "message": "a second mailbox"} for i in twice],
             )
-        session.execute(delete(OfficeMailbox))
+        session.execute(delete(OfficeMailbox).where(scope.where(OfficeMailbox.region_code)))
         session.add_all(OfficeMailbox(**m, updated_at=utcnow()) for m in data["mailboxes"])
         commit_with_response()
         return data
