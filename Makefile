@@ -51,7 +51,7 @@ require-python = $(if $(PY),,$(error $(if $(PYTHON),PYTHON=$(PYTHON) is not a CP
 ifneq ($(PY_ID),$(VENV_ID))
 $(STAMP): FORCE
 endif
-$(STAMP): $(LOCK) pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml clients/python/pyproject.toml
 	@$(require-python)
 	@if [ -e "$(VENV)" ] && [ ! -f "$(VENV)/pyvenv.cfg" ]; then echo "$(VENV) is not a virtualenv; not replacing it" >&2; exit 1; fi
 	@echo "== building $(VENV) with Python $(PY_VERSION) ($(PY))$(if $(VENV_ID),$(if $(filter-out $(PY_ID),$(VENV_ID)), replacing one built with $(VENV_ID)))"
@@ -60,6 +60,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e clients/python
 	echo '$(PY_ID)' > $(VENV)/.kube-python
 	touch $@
 
