@@ -18,15 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
-from kube.catalogue import BY_NAME, NAMES, SUBSCRIPTIONS, worker_target
+from kube.catalogue import BY_NAME, NAMES, SUBSCRIPTIONS, app_target, worker_target
 from kube.localinfra import (
     create_database,
     database_url,
     drop_database,
+    free_port,
     start_embedded_postgres,
     start_private_redis,
 )
+from kube.localrun import gunicorn_command
 from shared.auth import issue_token
 
 from support import (  # noqa: F401 - re-exported
@@ -39,6 +42,7 @@ from support import (  # noqa: F401 - re-exported
     SHARED_DATA,
     Gateway,
     MailServer,
+    wait_until,
 )
 
 
@@ -292,6 +296,62 @@ def relay(apps):
         return sum(r.run_once() for r in relays)
 
     return run_once
+
+
+@pytest.fixture(scope="module")
+def platform(platform_env, workers, tmp_path_factory):
+    """Three APIs under gunicorn and the relay process, on this run's databases and queues;
+    answers each service's base URL. Module-scoped: the tests of one module share them."""
+    logs = tmp_path_factory.mktemp("e2e")
+    env = {**os.environ, **platform_env}
+    commands = {"relay": [sys.executable, "-m", "kube.cli", "relay"]}
+    urls = {}
+    for service in ("registry", "grants", "notifications"):
+        port = free_port()
+        urls[service] = f"http://127.0.0.1:{port}"
+        commands[service] = gunicorn_command(app_target(service), f"127.0.0.1:{port}", workers=1)
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for name, argv in commands.items():
+            log = stack.enter_context(open(logs / f"{name}.log", "w"))
+            processes.append(
+                subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+        try:
+            for url in urls.values():
+                wait_until(lambda u=url: _ready(u), timeout=60, interval=0.3)
+            yield urls
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(20)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        # Not listening yet, or too busy on a loaded machine to answer in time: ask again.
+        return False
+
+
+@pytest.fixture
+def platform_client(platform, token):
+    """A kube-client KubeClient on the running platform, with a token for the given roles and
+    region (as `token` makes them)."""
+    from kube_client import KubeClient
+
+    made = []
+
+    def make(*roles: str, region: str | None = None, **kwargs) -> KubeClient:
+        client = KubeClient(**platform, token=token(*roles, region=region), **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

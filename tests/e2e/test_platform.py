@@ -3,63 +3,19 @@ talking over HTTP, Redis and PostgreSQL, driven the way a field app drives them.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 import requests
 from sqlalchemy import text
 
-from kube.catalogue import app_target
-from kube.localinfra import free_port
-from kube.localrun import gunicorn_command
 from services.registry.demo import DEMO_GROUPS, ROLES, seed
 from shared.auth import issue_token
 
-from support import JWT_SECRET, ROOT, wait_until
+from support import JWT_SECRET, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def platform(platform_env, workers, tmp_path_factory):
-    """Three APIs under gunicorn and the relay process, on this run's databases and queues."""
-    logs = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, **platform_env}
-    commands = {"relay": [sys.executable, "-m", "kube.cli", "relay"]}
-    urls = {}
-    for service in ("registry", "grants", "notifications"):
-        port = free_port()
-        urls[service] = f"http://127.0.0.1:{port}"
-        commands[service] = gunicorn_command(app_target(service), f"127.0.0.1:{port}", workers=1)
-    with contextlib.ExitStack() as stack:
-        processes = []
-        for name, argv in commands.items():
-            log = stack.enter_context(open(logs / f"{name}.log", "w"))
-            processes.append(
-                subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        try:
-            for url in urls.values():
-                wait_until(lambda u=url: _ready(u), timeout=60, interval=0.3)
-            yield urls
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(20)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.RequestException:
-        # Not listening yet, or too busy on a loaded machine to answer in time: ask again.
-        return False
 
 
 def test_demo_groups_flow_from_registry_to_grants_and_notifications(platform, apps):

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from kube_client.errors import ProblemError, TransportError
+from kube_client.errors import KubeClientError, ProblemError, TransportError
 
 __version__ = "0.1.0"
 
@@ -129,9 +129,16 @@ class Transport:
                 raise ProblemError.from_response(response)
             return response
 
-    def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
-        """`request`, then the answer's JSON body."""
-        return self.request(service, method, path, **kwargs).json()
+    def json(self, service: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """`request`, then the answer's body: a JSON object, as every service answers."""
+        response = self.request(service, method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise KubeClientError(f"{method} {path}: the answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise KubeClientError(f"{method} {path}: the answer is not a JSON object")
+        return body
 
     def etag(self, service: str, path: str) -> str:
         """The current ETag of a resource, read for a change that needs If-Match."""
@@ -162,7 +169,7 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         # Exponential, capped, with jitter so many clients recovering together spread out.
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        ceiling: float = min(self.max_backoff, self.backoff * 2.0**attempt)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _delay(self, attempt: int, response: requests.Response) -> float:
