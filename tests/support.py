@@ -141,7 +141,11 @@ class Gateway:
         self.server = HTTPServer(threaded=True)
         self.server.start()
         self.received: list[dict] = []
+        # Every request, answered or refused: (monotonic time, form, HTTP status).
+        self.attempts: list[tuple[float, dict, int]] = []
         self.plans: dict[str, list] = {}
+        # A whole-gateway outage: (seconds, status, started at the first request or None).
+        self._outage: list | None = None
         self.lock = threading.Lock()
         self.server.expect_request("/sms", method="POST").respond_with_handler(self._answer)
 
@@ -152,6 +156,16 @@ class Gateway:
     def plan(self, national_number: str, *steps) -> None:
         with self.lock:
             self.plans[national_number] = list(steps)
+
+    def outage(self, seconds: float, status: int = 500) -> None:
+        """Answer every request with `status` for `seconds`, counted from the first request
+        that arrives (so each message meets the whole outage), then answer as before."""
+        with self.lock:
+            self._outage = [seconds, status, None]
+
+    def end_outage(self) -> None:
+        with self.lock:
+            self._outage = None
 
     def to(self, national_number: str) -> list[dict]:
         """What reached the gateway for one number (national form, 08...)."""
@@ -167,6 +181,16 @@ class Gateway:
         with self.lock:
             steps = self.plans.get(form.get("to"), [])
             step = steps.pop(0) if steps else "ok"
+            if self._outage is not None:
+                seconds, status, started = self._outage
+                now = time.monotonic()
+                if started is None:
+                    self._outage[2] = started = now
+                if now - started < seconds:
+                    step = status
+                else:
+                    self._outage = None
+            self.attempts.append((time.monotonic(), form, step if isinstance(step, int) else 200))
         if isinstance(step, float):
             time.sleep(step)
             step = "ok"

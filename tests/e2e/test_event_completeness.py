@@ -10,198 +10,33 @@ make look complete."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
-import psycopg
 import pytest
 import requests
 
-from kube.catalogue import BY_NAME, app_target
-from kube.localinfra import (
-    create_database,
-    database_url,
-    drop_database,
-    free_port,
-    start_private_redis,
-)
-from kube.localrun import gunicorn_command, worker_command
-from shared.migrate import upgrade
 from shared.tokens import issue_token
 
+from harness import SETTLE_SECONDS, Platform, running_platform
 from registry_factories import member_payload
-from support import DATA_KEY, JWT_SECRET, LOOKUP_KEY, ROOT, RUN_ID, wait_until
+from support import JWT_SECRET, RUN_ID, wait_until
 
 pytestmark = pytest.mark.e2e
 
 CONSUMERS = ("grants", "notifications")
-# The test suite's own shortcuts; these tests run with the settings as shipped.
-_SUITE_OVERRIDES = (
-    "KUBE_TASK_MAX_RETRIES",
-    "KUBE_RETRY_BACKOFF_SECONDS",
-    "KUBE_RETRY_BACKOFF_MAX_SECONDS",
-    "KUBE_RELAY_POLL_SECONDS",
-    "KUBE_CATCH_UP_GRACE_SECONDS",
-    "KUBE_CATCH_UP_EVERY_SECONDS",
-)
-# The longest an event may take with the defaults: the catch-up's grace (30 s) and tick
-# (10 s) after a worker is back, plus room for a loaded 2-core machine.
-SETTLE_SECONDS = 150
-
-
-class Process:
-    """One platform process, restartable, logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def children(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-class Chaos:
-    """The platform under test and the means to hurt it."""
-
-    def __init__(self, env: dict, urls: dict, databases: dict, redis: dict, log_dir: Path):
-        self.env, self.urls, self.databases, self.redis, self.log_dir = (
-            env,
-            urls,
-            databases,
-            redis,
-            log_dir,
-        )
-        self.processes: dict[str, Process] = {}
-        self.statuses: list[int] = []  # every answer the field app got
-
-    def connect(self, service: str) -> psycopg.Connection:
-        return psycopg.connect(self.databases[service], autocommit=True)
-
-    def stop_redis(self, seconds: float) -> None:
-        self.redis["process"].terminate()
-        self.redis["process"].wait(20)
-        time.sleep(seconds)
-        process, _ = start_private_redis(self.redis["dir"], persist=True, port=self.redis["port"])
-        self.redis["process"] = process
-
-    def terminate_backends(self) -> int:
-        with self.connect("registry") as conn:
-            names = [url.rsplit("/", 1)[1] for url in self.databases.values()]
-            return len(
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
-                    (names,),
-                ).fetchall()
-            )
 
 
 @pytest.fixture(scope="module")
 def chaos(postgres_server, tmp_path_factory):
-    run = f"{RUN_ID}c"
-    log_dir = tmp_path_factory.mktemp("chaos")
-    redis_dir = log_dir / "redis"
-    redis_process, redis_url = start_private_redis(redis_dir, persist=True)
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    databases = {}
-    for service in BY_NAME:
-        name = f"kube_test_{run}_{service}"
-        create_database(postgres_server, name, exist_ok=False)
-        databases[service] = database_url(postgres_server, name)
-        upgrade(BY_NAME[service].migrations, databases[service])
-    registry_port, grants_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SUITE_OVERRIDES and not key.endswith("_DATABASE_URL")
-    }
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "KUBE_QUEUE_PREFIX": f"kubechaos-{run}",
-            "KUBE_JWT_SECRET": JWT_SECRET,
-            "KUBE_DATA_KEYS": DATA_KEY,
-            "KUBE_LOOKUP_KEY": LOOKUP_KEY,
-            "REGISTRY_URL": f"http://127.0.0.1:{registry_port}",
-            "LOG_LEVEL": "INFO",
-            **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},
-        }
-    )
-    platform = Chaos(
-        env,
-        {"registry": env["REGISTRY_URL"], "grants": f"http://127.0.0.1:{grants_port}"},
-        {s: url.replace("+psycopg", "") for s, url in databases.items()},
-        {"process": redis_process, "dir": redis_dir, "port": port},
-        log_dir,
-    )
-    commands = {
-        "registry-api": gunicorn_command(
-            app_target("registry"), f"127.0.0.1:{registry_port}", workers=2
-        ),
-        "grants-api": gunicorn_command(app_target("grants"), f"127.0.0.1:{grants_port}", workers=1),
-        "relay": [sys.executable, "-m", "kube.cli", "relay"],
-        "scheduler": [
-            sys.executable,
-            *("-m", "celery", "-A", "kube.scheduler", "beat", "--loglevel", "INFO"),
-            *("--schedule", str(log_dir / "beat-schedule")),
-        ],
-    }
-    for service in CONSUMERS:
-        commands[f"{service}-worker"] = worker_command(service, node=f"{service}-{run}@%h")
-    try:
-        for name, argv in commands.items():
-            platform.processes[name] = Process(name, argv, env, log_dir)
-        for url in platform.urls.values():
-            wait_until(lambda u=url: _ready(u), timeout=90, interval=0.5)
-        for service in CONSUMERS:
-            worker = platform.processes[f"{service}-worker"]
-            wait_until(lambda w=worker: " ready." in w.log_path.read_text(), timeout=90)
-        yield platform
-    finally:
-        for process in platform.processes.values():
-            process.stop()
-        platform.redis["process"].terminate()
-        platform.redis["process"].wait(20)
-        for url in databases.values():
-            drop_database(postgres_server, url.rsplit("/", 1)[1])
+    with running_platform(postgres_server, tmp_path_factory.mktemp("chaos"), f"{RUN_ID}c") as p:
+        yield p
 
 
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/readyz", timeout=2).ok
-    except requests.RequestException:
-        return False
-
-
-def _post(chaos: Chaos, session: requests.Session, url: str, body: dict) -> dict:
+def _post(chaos: Platform, session: requests.Session, url: str, body: dict) -> dict:
     """A field app's POST: the same Idempotency-Key on every retry, until it gets an answer."""
     key = str(uuid.uuid4())
     deadline = time.monotonic() + 120
@@ -221,7 +56,7 @@ def _post(chaos: Chaos, session: requests.Session, url: str, body: dict) -> dict
         time.sleep(0.3)
 
 
-def burst(chaos: Chaos, fault: Callable[[], None], groups: int = 30, members: int = 9) -> list:
+def burst(chaos: Platform, fault: Callable[[], None], groups: int = 30, members: int = 9) -> list:
     """Register `groups` groups of `members` members (one event each), starting `fault`
     in the background once a third of them are written; return the groups' ids."""
     session = requests.Session()
@@ -247,7 +82,7 @@ def burst(chaos: Chaos, fault: Callable[[], None], groups: int = 30, members: in
     return ids
 
 
-def settle(chaos: Chaos, group_ids: list[str]) -> dict:
+def settle(chaos: Platform, group_ids: list[str]) -> dict:
     """Wait until every consumer's inbox holds every event the producer wrote about these
     groups; print and return sent, applied, dead-lettered, duplicates and lost per consumer."""
     with chaos.connect("registry") as conn:
@@ -331,11 +166,7 @@ def test_a_worker_killed_mid_event_loses_nothing_and_recovers_within_a_minute(ch
             )
             # The whole worker dies at once, as on a lost machine: its message stays
             # unacknowledged in Redis (for the hour of the visibility timeout).
-            pool = worker.children()
-            worker.kill()
-            for child in pool:
-                with contextlib.suppress(psutil.Error):
-                    child.kill()
+            worker.kill_all()
             blocker.execute("ROLLBACK")
         time.sleep(3)
         worker.start()
@@ -345,7 +176,7 @@ def test_a_worker_killed_mid_event_loses_nothing_and_recovers_within_a_minute(ch
     assert _resent(chaos, "grants") > resent_before
 
 
-def _resent(chaos: Chaos, consumer: str) -> int:
+def _resent(chaos: Platform, consumer: str) -> int:
     with chaos.connect(consumer) as conn:
         return conn.execute("SELECT coalesce(sum(resent), 0) FROM event_cursors").fetchone()[0]
 
