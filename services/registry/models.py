@@ -174,6 +174,20 @@ class Visit(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class GrantDisbursement(Base):
+    """A grant paid to a group, as the grant service announced it (`grant.disbursed`): the
+    registry's own copy of the one grant fact its revenue report needs."""
+
+    __tablename__ = "grant_disbursements"
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # No foreign key: the fact is the grant service's, and it may arrive before the registry
+    # has committed what it knows of the group.
+    group_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    disbursed_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class PersonalDataAccess(Base):
     """Who saw a member's full NIK and No. KK, and when (UU 27/2022 access trail)."""
 
