@@ -172,7 +172,8 @@ def test_groups_and_current_members_by_district_and_status(clients, auth, seeded
             "by_status": statuses(draft=2, dissolved=1),
         },
     ]
-    assert body["total"] == {"groups": 5, "members": 6, "by_status": statuses(draft=3, active=1, dissolved=1)}
+    everywhere = statuses(draft=3, active=1, dissolved=1)
+    assert body["total"] == {"groups": 5, "members": 6, "by_status": everywhere}
 
 
 def test_rows_carry_the_region_name_once_the_region_table_has_it(clients, auth, seeded, apps):
@@ -186,9 +187,7 @@ def test_rows_carry_the_region_name_once_the_region_table_has_it(clients, auth, 
     ]
 
 
-def test_a_region_33_caller_never_counts_region_64_and_nationwide_sees_both(
-    clients, auth, seeded
-):
+def test_a_region_33_caller_never_counts_region_64_and_nationwide_sees_both(clients, auth, seeded):
     semarang = auth("kepala_dinas", region="33")
     own = report(clients, semarang, "groups", level="province").json
     assert set(rows_by_region(own)) == {"33"}
