@@ -145,6 +145,8 @@ class Member(Base):
             unique=True,
             postgresql_where=text("active AND role <> 'anggota'"),
         ),
+        # Current members by group, read index-only: the reports count them per region.
+        Index("ix_members_current_group", "group_id", postgresql_where=text("removed_at IS NULL")),
     )
 
 

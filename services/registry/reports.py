@@ -100,32 +100,47 @@ def _rolled_up(region) -> tuple:
     )
 
 
-def groups_by_region(connection: Connection, prefix: str, level: str) -> dict:
-    """Groups by status and their current members, per region at `level` and in total."""
+def _groups_with_members():
+    """Per group in the prefix: its region, status, business type and current members."""
     members = Member.__table__
+    scoped = _groups.alias("scoped")
     current_members = (
         select(members.c.group_id, func.count().label("members"))
-        .select_from(members.join(_groups, _groups.c.id == members.c.group_id))
-        .where(members.c.removed_at.is_(None), _IN_PREFIX)
+        .select_from(members.join(scoped, scoped.c.id == members.c.group_id))
+        .where(
+            members.c.removed_at.is_(None),
+            scoped.c.region_code.like(bindparam("prefix_pattern"), escape="/"),
+        )
         .group_by(members.c.group_id)
         .subquery("current_members")
     )
-    region = _region_of(_groups.c.region_code, level)
-    statement = (
+    return (
         select(
-            *_rolled_up(region),
-            func.count().label("groups"),
-            func.coalesce(func.sum(current_members.c.members), 0).label("members"),
-            *(
-                func.count().filter(_groups.c.status == status).label(f"status_{status}")
-                for status in GROUP_STATUSES
-            ),
+            _groups.c.region_code,
+            _groups.c.status,
+            _groups.c.business_type,
+            func.coalesce(current_members.c.members, 0).label("members"),
         )
         .select_from(_groups)
         .outerjoin(current_members, current_members.c.group_id == _groups.c.id)
         .where(_IN_PREFIX)
-        .group_by(func.rollup(region))
+        .subquery("per_group")
     )
+
+
+def groups_by_region(connection: Connection, prefix: str, level: str) -> dict:
+    """Groups by status and their current members, per region at `level` and in total."""
+    per_group = _groups_with_members()
+    region = _region_of(per_group.c.region_code, level)
+    statement = select(
+        *_rolled_up(region),
+        func.count().label("groups"),
+        func.coalesce(func.sum(per_group.c.members), 0).label("members"),
+        *(
+            func.count().filter(per_group.c.status == status).label(f"status_{status}")
+            for status in GROUP_STATUSES
+        ),
+    ).group_by(func.rollup(region))
     rows, total = _by_region(connection, statement, prefix)
 
     def figures(row: dict | None) -> dict:
@@ -149,27 +164,14 @@ def _region_row(row: dict) -> dict:
 def business_types(connection: Connection, prefix: str) -> dict:
     """Groups and their current members per business type (compared in lower case, as the
     group list's `business_type` filter compares), the most common first."""
-    members = Member.__table__
-    current_members = (
-        select(members.c.group_id, func.count().label("members"))
-        .select_from(members.join(_groups, _groups.c.id == members.c.group_id))
-        .where(members.c.removed_at.is_(None), _IN_PREFIX)
-        .group_by(members.c.group_id)
-        .subquery("current_members")
-    )
-    business_type = func.lower(_groups.c.business_type)
-    statement = (
-        select(
-            business_type.label("business_type"),
-            (func.grouping(business_type) == 1).label("is_total"),
-            func.count().label("groups"),
-            func.coalesce(func.sum(current_members.c.members), 0).label("members"),
-        )
-        .select_from(_groups)
-        .outerjoin(current_members, current_members.c.group_id == _groups.c.id)
-        .where(_IN_PREFIX)
-        .group_by(func.rollup(business_type))
-    )
+    per_group = _groups_with_members()
+    business_type = func.lower(per_group.c.business_type)
+    statement = select(
+        business_type.label("business_type"),
+        (func.grouping(business_type) == 1).label("is_total"),
+        func.count().label("groups"),
+        func.coalesce(func.sum(per_group.c.members), 0).label("members"),
+    ).group_by(func.rollup(business_type))
     figures = statement.subquery("figures")
     ordered = select(figures).order_by(
         figures.c.is_total,
@@ -203,32 +205,26 @@ def visits_by_region(connection: Connection, prefix: str, level: str, today: dat
     visits = Visit.__table__
     per_group = (
         select(
-            visits.c.group_id,
-            func.count().label("visits"),
+            _groups.c.region_code,
+            func.count(visits.c.id).label("visits"),
             func.max(visits.c.visited_on).label("last_visit"),
         )
-        .select_from(visits.join(_groups, _groups.c.id == visits.c.group_id))
+        .select_from(_groups.outerjoin(visits, visits.c.group_id == _groups.c.id))
         .where(_IN_PREFIX, _groups.c.status.in_(MENTORED_STATUSES))
-        .group_by(visits.c.group_id)
+        .group_by(_groups.c.id)
         .subquery("per_group")
     )
-    region = _region_of(_groups.c.region_code, level)
+    region = _region_of(per_group.c.region_code, level)
     recently = and_(per_group.c.last_visit >= since, per_group.c.last_visit <= today)
-    statement = (
-        select(
-            *_rolled_up(region),
-            func.count().label("groups"),
-            func.coalesce(func.sum(per_group.c.visits), 0).label("visits"),
-            func.count(per_group.c.group_id).label("groups_visited"),
-            func.count()
-            .filter(or_(per_group.c.group_id.is_(None), ~recently))
-            .label("groups_not_visited_recently"),
-        )
-        .select_from(_groups)
-        .outerjoin(per_group, per_group.c.group_id == _groups.c.id)
-        .where(_IN_PREFIX, _groups.c.status.in_(MENTORED_STATUSES))
-        .group_by(func.rollup(region))
-    )
+    statement = select(
+        *_rolled_up(region),
+        func.count().label("groups"),
+        func.coalesce(func.sum(per_group.c.visits), 0).label("visits"),
+        func.count().filter(per_group.c.visits > 0).label("groups_visited"),
+        func.count()
+        .filter(or_(per_group.c.last_visit.is_(None), ~recently))
+        .label("groups_not_visited_recently"),
+    ).group_by(func.rollup(region))
     rows, total = _by_region(connection, statement, prefix)
 
     def figures(row: dict | None) -> dict:
