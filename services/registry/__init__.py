@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the registry's Flask app (web code is imported here, not by the worker)."""
-    from services.registry.api import groups, imports, members, regions
+    from services.registry.api import groups, imports, members, regions, reports
     from services.registry.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             members.blp,
             regions.blp,
             imports.blp,
+            reports.blp,
             dead_letter_blueprint(),
             event_blueprint(),
         ],

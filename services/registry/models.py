@@ -145,6 +145,8 @@ class Member(Base):
             unique=True,
             postgresql_where=text("active AND role <> 'anggota'"),
         ),
+        # Current members by group, read index-only: the reports count them per region.
+        Index("ix_members_current_group", "group_id", postgresql_where=text("removed_at IS NULL")),
     )
 
 
@@ -172,6 +174,20 @@ class Visit(Base):
     monthly_revenue: Mapped[int | None] = mapped_column(BigInteger)  # whole rupiah
     pendamping: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GrantDisbursement(Base):
+    """A grant paid to a group, as the grant service announced it (`grant.disbursed`): the
+    registry's own copy of the one grant fact its revenue report needs."""
+
+    __tablename__ = "grant_disbursements"
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # No foreign key: the fact is the grant service's, and it may arrive before the registry
+    # has committed what it knows of the group.
+    group_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    disbursed_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class PersonalDataAccess(Base):

@@ -10,7 +10,7 @@ from services.registry import demo, handlers, models
 from services.registry.cli import keys, regions
 from services.registry.groups import GROUP_WORKFLOW
 from services.registry.tasks import PURGE_IMPORT_FILES, REQUEUE_STALLED_IMPORTS
-from shared.events.tasks import define_event_tasks, event_log_purge
+from shared.events.tasks import define_event_tasks, event_catch_up, event_log_purge
 from shared.service import PeriodicTask, Service
 
 NAME = "registry"
@@ -21,7 +21,7 @@ SERVICE = Service(
     metadata=models.Base.metadata,
     tables=models.EVENT_TABLES,
     migrations=Path(__file__).parent / "migrations",
-    # The registry is the source of group and member events; it consumes none.
+    # The registry is the source of group and member events.
     publishes=(
         "group.registered",
         "group.updated",
@@ -30,10 +30,14 @@ SERVICE = Service(
         "member.updated",
         "member.removed",
     ),
-    subscribes_to=(),
+    # It learns when a group's grant was paid, for the revenue report (services/registry/
+    # reports.py); the grant service's feed fills in what the broker loses.
+    subscribes_to=("grant.disbursed",),
     handlers=handlers.HANDLERS,
+    event_sources=("grants",),
     periodic_tasks=(
         event_log_purge(NAME),
+        event_catch_up(NAME),
         # The API's send of a new import fails while Redis is down; this sends it again.
         # Expires before the next one, so runs missed while the worker is busy do not pile up.
         PeriodicTask(REQUEUE_STALLED_IMPORTS, 60.0, expires=55),

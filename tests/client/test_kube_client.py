@@ -149,3 +149,24 @@ def test_a_csv_import_is_uploaded_and_waited_for(platform_client, unique):
     assert (job["groups_created"], job["row_errors"]) == (1, [])
     imported = list(client.registry.iter_groups(q=name))
     assert [g["member_count"] for g in imported] == [5]
+
+
+def test_the_registry_reports_count_a_new_group_within_the_callers_region(platform_client, unique):
+    client = platform_client("verifikator", region="6472")
+    village = "6472071001"  # a district no other test of this module writes to
+    client.registry.register_group(
+        {"name": unique("KUBE Laporan"), "region_code": village, "business_type": "Tempe"},
+        members(),
+    )
+
+    groups = client.registry.report_groups(level="district", region="647207")
+    assert [(r["region_code"], r["groups"], r["members"]) for r in groups["rows"]] == [
+        ("647207", 1, 5)
+    ]
+    assert groups["total"]["by_status"]["active"] == 1
+    kinds = client.registry.report_business_types(region="647207")["rows"]
+    assert kinds == [{"business_type": "tempe", "groups": 1, "members": 5}]
+    assert client.registry.report_visits(region="647207")["total"]["groups"] == 1
+    assert client.registry.report_revenue(region="647207")["total"]["groups_with_grant"] == 0
+    with pytest.raises(ValidationFailed):
+        platform_client("kepala_dinas", region="33").registry.report_groups(region="647207")

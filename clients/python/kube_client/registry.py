@@ -190,6 +190,37 @@ class Registry:
         """The group's mentoring visits, newest first."""
         return self._http.pages(SERVICE, f"{GROUPS}/{group_id}/visits")
 
+    # Reports (each answers `rows`, one per region or business type, and their `total`)
+
+    def report_groups(
+        self, *, level: str = "province", region: str | None = None
+    ) -> dict[str, Any]:
+        """Groups by status and their current members, per region at `level` (`province`,
+        `regency` or `district`), within `region` if given."""
+        return self._report("groups", level=level, region=region)
+
+    def report_business_types(self, *, region: str | None = None) -> dict[str, Any]:
+        """Groups and current members per business type (lower case), most common first."""
+        return self._report("business-types", region=region)
+
+    def report_visits(
+        self, *, level: str = "province", region: str | None = None
+    ) -> dict[str, Any]:
+        """Mentoring per region: groups, visits, groups visited, visits per group, groups
+        not visited in the last `window_days` (90) up to `as_of`."""
+        return self._report("visits", level=level, region=region)
+
+    def report_revenue(
+        self, *, level: str = "province", region: str | None = None
+    ) -> dict[str, Any]:
+        """Median monthly revenue (rupiah) at visits before and after each group's first
+        grant was paid, per region."""
+        return self._report("revenue", level=level, region=region)
+
+    def _report(self, name: str, **params: Any) -> dict[str, Any]:
+        params = {k: v for k, v in params.items() if v is not None}
+        return self._http.json(SERVICE, "GET", f"/api/v1/reports/{name}", params=params)
+
     # Imports
 
     def import_file(
