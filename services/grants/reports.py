@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
-from services.grants.calendar import public_holidays
+from services.grants.calendar import WorkingCalendar
 from services.grants.models import FINAL_STAGES, BudgetMovement, Grant, Program
 from services.grants.programs import visible_programs
 from shared.events.contracts import GRANT_STAGES
@@ -56,6 +56,12 @@ class ReportFilter:
         }
 
 
+def _without_jit(session: Session) -> None:
+    """Turn off PostgreSQL's JIT compilation for the rest of the request's transaction: on
+    these one-off aggregations over ~10^5 rows, compiling costs seconds and saves less."""
+    session.execute(text("SET LOCAL jit = off"))
+
+
 def percent(part: int, whole: int) -> float | None:
     """`part` as a percentage of `whole` with one decimal (half up); None when `whole` is 0."""
     if not whole:
@@ -80,6 +86,7 @@ def _regional(rows: dict[str, dict], shape) -> list[dict]:
 
 def pipeline(session: Session, report: ReportFilter) -> dict:
     """Applications and their amounts at each stage, in total, per region and per programme."""
+    _without_jit(session)
     values = report.values()
     rows = session.execute(
         text(
@@ -167,9 +174,9 @@ def _echo(report: ReportFilter) -> dict:
 # Time spent per stage, in working days
 
 
-def _calendar_bounds(session: Session) -> tuple[date, date] | None:
-    """The first and last day any history record falls on, a day's margin either side for
-    the time zones."""
+def _history_days(session: Session) -> tuple[date, date] | None:
+    """The first and last day any history record falls on, with a day's margin either side
+    for the time zones; None while there is no history."""
     first, last = session.execute(text("SELECT min(at), max(at) FROM grant_audit")).one()
     if first is None:
         return None
@@ -178,43 +185,31 @@ def _calendar_bounds(session: Session) -> tuple[date, date] | None:
 
 def stage_durations(session: Session, report: ReportFilter) -> dict:
     """Per stage: completed stays and their median and 90th percentile in working days."""
+    _without_jit(session)
     values = report.values()
-    bounds = _calendar_bounds(session)
+    days = _history_days(session)
     rows = []
-    if bounds is not None:
-        first, last = bounds
-        holidays = [
-            day
-            for year in range(first.year, last.year + 1)
-            for day in public_holidays(year)
-            if first <= day <= last
-        ]
-        # A stay's working days are counted as deadlines are: the working days after the local
-        # day it began, up to and including the local day it ended, in the region's zone. Each
-        # day of the period gets its working-day ordinal, so a stay is one subtraction.
+    if days is not None:
+        first, last = days
+        # A stay runs from the step entering a stage to the next step of the history. Its
+        # working days are counted as deadlines are, on the same calendar: the working days
+        # after the local day it began, up to and including the local day it ended, in the
+        # region's zone. (The scoped applications are materialised first: the planner cannot
+        # estimate the `seq + 1` pairing and would otherwise look each pair's application up by
+        # index, 10^5 times over.) The calendar numbers each day of the period, so a stay is the
+        # difference of two numbers looked up by the day's offset from `first`.
+        numbers = WorkingCalendar.load(session).working_day_numbers(first, last)
         rows = session.execute(
             text(
                 """
-                WITH days AS (
-                    SELECT d::date AS day,
-                           sum(CASE WHEN extract(isodow FROM d) < 6
-                                     AND d::date <> ALL(CAST(:holidays AS date[]))
-                                     AND l.day IS NULL THEN 1 ELSE 0 END)
-                               OVER (ORDER BY d) AS ordinal
-                    FROM generate_series(CAST(:first AS date), CAST(:last AS date),
-                                         interval '1 day') AS d
-                    LEFT JOIN leave_days l ON l.day = d::date
-                ),
-                steps AS (
-                    SELECT left(g.region_code, :digits) AS region_key,
+                WITH scoped AS MATERIALIZED (
+                    SELECT g.id, left(g.region_code, :digits) AS region_key,
                            CASE WHEN left(g.region_code, 2) = ANY(CAST(:wita AS text[]))
                                 THEN 'Asia/Makassar'
                               WHEN left(g.region_code, 2) = ANY(CAST(:wit AS text[]))
                                 THEN 'Asia/Jayapura'
-                              ELSE 'Asia/Jakarta' END AS zone,
-                           a.to_stage AS stage, a.at AS entered_at,
-                           lead(a.at) OVER (PARTITION BY a.grant_id ORDER BY a.seq) AS left_at
-                    FROM grant_audit a JOIN grants g ON g.id = a.grant_id
+                              ELSE 'Asia/Jakarta' END AS zone
+                    FROM grants g
                     WHERE g.region_code LIKE :region_pattern ESCAPE '/'
                     AND (CAST(:program_id AS uuid) IS NULL
                          OR g.program_id = CAST(:program_id AS uuid))
@@ -223,21 +218,30 @@ def stage_durations(session: Session, report: ReportFilter) -> dict:
                                              WHERE fiscal_year = CAST(:fiscal_year AS integer)))
                 ),
                 stays AS (
-                    SELECT st.region_key, st.stage, left_day.ordinal - entered_day.ordinal AS days
-                    FROM steps st
-                    JOIN days entered_day
-                      ON entered_day.day = (st.entered_at AT TIME ZONE st.zone)::date
-                    JOIN days left_day ON left_day.day = (st.left_at AT TIME ZONE st.zone)::date
-                    WHERE st.left_at IS NOT NULL
+                    SELECT s.region_key, s.zone, entered.to_stage AS stage,
+                           entered.at AS entered_at, left_by.at AS left_at
+                    FROM scoped s
+                    JOIN grant_audit entered ON entered.grant_id = s.id
+                    JOIN grant_audit left_by
+                      ON left_by.grant_id = entered.grant_id AND left_by.seq = entered.seq + 1
+                ),
+                working AS (
+                    SELECT region_key, stage,
+                           (CAST(:numbers AS integer[]))
+                               [((left_at AT TIME ZONE zone)::date - CAST(:first AS date)) + 1]
+                           - (CAST(:numbers AS integer[]))
+                               [((entered_at AT TIME ZONE zone)::date - CAST(:first AS date)) + 1]
+                               AS days
+                    FROM stays
                 )
                 SELECT stage, region_key, GROUPING(region_key) AS no_region, count(*) AS stays,
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median,
                        percentile_cont(0.9) WITHIN GROUP (ORDER BY days) AS p90
-                FROM stays
+                FROM working
                 GROUP BY GROUPING SETS ((stage), (stage, region_key))
                 """
             ),
-            {**values, "holidays": holidays, "first": first, "last": last},
+            {**values, "numbers": numbers, "first": first},
         ).all()
     total: dict[str, object] = {}
     regions: dict[str, dict] = {}
@@ -274,6 +278,7 @@ def stage_durations(session: Session, report: ReportFilter) -> dict:
 
 def overdue(session: Session, report: ReportFilter, now: datetime) -> dict:
     """Open applications past their stage's due time, and those with a due time, per stage."""
+    _without_jit(session)
     values = report.values()
     rows = session.execute(
         text(
@@ -338,6 +343,7 @@ def overdue(session: Session, report: ReportFilter, now: datetime) -> dict:
 def budgets(session: Session, report: ReportFilter) -> dict:
     """Each programme the region takes part in: its whole budget as the ledger keeps it, and
     what of it is reserved for and disbursed to the region's applications."""
+    _without_jit(session)
     scope = RegionScope(report.prefix)
     # The ledger's reserve adds to what is reserved; release and disburse take it away again.
     reserved = func.sum(
@@ -426,6 +432,7 @@ def budgets(session: Session, report: ReportFilter) -> dict:
 def usage_reports(session: Session, report: ReportFilter, now: datetime) -> dict:
     """Disbursed applications by the fate of their usage report: in on time, in late, overdue
     (not in, past due) or not yet due; and the share in on time of those due or in."""
+    _without_jit(session)
     values = report.values()
     # Due at the end of the transfer date plus the programme's report period, in the region's
     # zone, as the `disbursed` stage's due time is set; "in" is the first `report` step.
@@ -447,9 +454,11 @@ def usage_reports(session: Session, report: ReportFilter, now: datetime) -> dict
                               WHEN left(g.region_code, 2) = ANY(CAST(:wit AS text[]))
                                 THEN 'Asia/Jayapura'
                               ELSE 'Asia/Jakarta' END) AS due_at,
-                         (SELECT min(a.at) FROM grant_audit a
-                          WHERE a.grant_id = g.id AND a.action = 'report') AS reported_at
+                         reports.first_at AS reported_at
                   FROM grants g JOIN programs p ON p.id = g.program_id
+                  LEFT JOIN (SELECT grant_id, min(at) AS first_at FROM grant_audit
+                             WHERE action = 'report' GROUP BY grant_id) AS reports
+                    ON reports.grant_id = g.id
                   WHERE g.transfer_date IS NOT NULL
                     AND g.region_code LIKE :region_pattern ESCAPE '/'
                     AND (CAST(:program_id AS uuid) IS NULL
@@ -502,40 +511,33 @@ DECISION_COUNTS = (
 
 def decisions(session: Session, report: ReportFilter) -> dict:
     """Counts of the history's decisive steps and the rates made of them."""
+    _without_jit(session)
     values = report.values()
     rows = session.execute(
         text(
             """
-            WITH per_grant AS (
-                SELECT left(g.region_code, :digits) AS region_key,
-                       count(*) FILTER (WHERE a.action = 'submit') AS submissions,
-                       count(*) FILTER (WHERE a.action = 'return') AS returns,
-                       count(*) FILTER (WHERE a.action = 'verify') AS verifications,
-                       count(*) FILTER (WHERE a.action = 'recommend') AS recommendations,
-                       bool_or(a.action = 'approve') AS approved,
-                       bool_or(a.action = 'reject') AS rejected,
-                       count(*) FILTER (WHERE a.action = 'report') AS reports,
-                       count(*) FILTER (WHERE a.action = 'return_report') AS report_returns
-                FROM grants g JOIN grant_audit a ON a.grant_id = g.id
-                WHERE g.region_code LIKE :region_pattern ESCAPE '/'
+            SELECT left(g.region_code, :digits) AS region_key,
+                   GROUPING(left(g.region_code, :digits)) AS no_region,
+                   count(*) FILTER (WHERE a.action = 'submit') AS submissions,
+                   count(*) FILTER (WHERE a.action = 'return') AS returns,
+                   count(*) FILTER (WHERE a.action = 'verify') AS verifications,
+                   count(*) FILTER (WHERE a.action = 'recommend') AS recommendations,
+                   count(DISTINCT a.grant_id) FILTER (WHERE a.action IN ('approve', 'reject'))
+                       AS decided,
+                   count(DISTINCT a.grant_id) FILTER (WHERE a.action = 'approve') AS approved,
+                   count(DISTINCT a.grant_id) FILTER (WHERE a.action = 'reject') AS rejected,
+                   count(*) FILTER (WHERE a.action = 'report') AS reports,
+                   count(*) FILTER (WHERE a.action = 'return_report') AS report_returns
+            FROM grants g JOIN grant_audit a ON a.grant_id = g.id
+            WHERE g.region_code LIKE :region_pattern ESCAPE '/'
                     AND (CAST(:program_id AS uuid) IS NULL
                          OR g.program_id = CAST(:program_id AS uuid))
                     AND (CAST(:fiscal_year AS integer) IS NULL
                          OR g.program_id IN (SELECT id FROM programs
                                              WHERE fiscal_year = CAST(:fiscal_year AS integer)))
-                  AND a.action IN ('submit', 'return', 'verify', 'recommend', 'approve',
-                                   'reject', 'report', 'return_report')
-                GROUP BY g.id, g.region_code
-            )
-            SELECT region_key, GROUPING(region_key) AS no_region,
-                   sum(submissions) AS submissions, sum(returns) AS returns,
-                   sum(verifications) AS verifications, sum(recommendations) AS recommendations,
-                   count(*) FILTER (WHERE approved OR rejected) AS decided,
-                   count(*) FILTER (WHERE approved) AS approved,
-                   count(*) FILTER (WHERE rejected) AS rejected,
-                   sum(reports) AS reports, sum(report_returns) AS report_returns
-            FROM per_grant
-            GROUP BY GROUPING SETS ((), (region_key))
+              AND a.action IN ('submit', 'return', 'verify', 'recommend', 'approve',
+                               'reject', 'report', 'return_report')
+            GROUP BY GROUPING SETS ((), (left(g.region_code, :digits)))
             """
         ),
         values,
