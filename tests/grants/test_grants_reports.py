@@ -352,3 +352,23 @@ def test_an_empty_database_answers_zeros(clients, auth):
         body = report(clients, auth, path, "pendamping", region="6472", level="district")
         assert body["regions"] == []
     assert report(clients, auth, "decisions", "verifikator")["total"]["decided"] == 0
+
+
+def test_day_numbers_give_the_calendars_working_days_between_any_two_days():
+    calendar = WorkingCalendar(leave_days={date(2026, 12, 24)})
+    first = date(2026, 12, 1)
+    numbers = calendar.working_day_numbers(first, date(2027, 1, 10))
+    days = [date.fromordinal(first.toordinal() + i) for i in range(len(numbers))]
+    assert days[-1] == date(2027, 1, 10)
+    for i, start in enumerate(days):
+        for j in range(i, len(days)):
+            assert numbers[j] - numbers[i] == calendar.working_days_between(start, days[j])
+
+
+def test_percentages_have_one_decimal_rounded_half_up_and_none_without_a_base():
+    assert percent(1, 3) == 33.3
+    assert percent(2, 3) == 66.7
+    assert percent(1, 8) == 12.5
+    assert percent(1, 16) == 6.3  # 6.25
+    assert percent(0, 5) == 0.0
+    assert percent(3, 0) is None
