@@ -24,3 +24,9 @@ def zone_of(region_code: str | None) -> ZoneInfo:
     if province in _WIT_PROVINCES:
         return WIT
     return WIB
+
+
+def provinces_in(zone: ZoneInfo) -> list[str]:
+    """The province codes whose time zone is `zone` (WIB: every province not listed), for a
+    query that counts local dates."""
+    return sorted({WITA: _WITA_PROVINCES, WIT: _WIT_PROVINCES}.get(zone, ()))

@@ -12,7 +12,16 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the grant service's Flask app (web code is imported here, not by the worker)."""
-    from services.grants.api import batches, calendar, decrees, grants, groups, programs, workflows
+    from services.grants.api import (
+        batches,
+        calendar,
+        decrees,
+        grants,
+        groups,
+        programs,
+        reports,
+        workflows,
+    )
     from services.grants.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
@@ -32,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             workflows.blp,
             calendar.blp,
             groups.blp,
+            reports.blp,
             dead_letter_blueprint(),
             event_blueprint(),
         ],

@@ -58,6 +58,16 @@ class WorkingCalendar:
             count += self.is_working_day(day)
         return count
 
+    def working_day_numbers(self, first: date, last: date) -> list[int]:
+        """For each day from `first` to `last`, the working days after `first` up to and
+        including it: the working days between two of the days are the difference of theirs."""
+        numbers, counted, day = [0], 0, first
+        while day < last:
+            day += timedelta(days=1)
+            counted += self.is_working_day(day)
+            numbers.append(counted)
+        return numbers
+
     def due_at(self, entered_at: datetime, working_days: int, region_code: str) -> datetime:
         """The end (local midnight) of the `working_days`-th working day after the day the
         stage began in the region's zone, in UTC."""

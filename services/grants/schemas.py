@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from services.grants.inputs import ACTION_DATA, AMOUNT_RULES, FUNDING_SOURCES, PROGRAM_STATUSES
+from services.grants.reports import LEVEL_DIGITS
 from shared import shapes
 from shared.events.contracts import GRANT_STAGES
 from shared.pagination import PageArgs
@@ -302,3 +303,227 @@ class CalendarSchema(Output):
     year = ma.fields.Integer()
     days_off = ma.fields.List(ma.fields.Nested(CalendarDaySchema))
     working_days = ma.fields.Integer()
+
+
+# Reports. Percentages are numbers from 0 to 100 with one decimal, null where the base is 0.
+
+PERCENT = {"description": "a percentage, 0 to 100 with one decimal; null when its base is 0"}
+REGION_LEVELS = tuple(LEVEL_DIGITS)
+REGION_PREFIX = r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10})$"
+
+
+class RegionReportQuery(Schema):
+    region = ma.fields.String(
+        validate=ma.validate.Regexp(REGION_PREFIX),
+        metadata={
+            "description": "narrow to this region code prefix (province, regency, district, "
+            "village) inside the caller's region; default: the caller's region"
+        },
+    )
+
+
+class LevelReportQuery(RegionReportQuery):
+    level = Choice(
+        "RegionLevel",
+        REGION_LEVELS,
+        metadata={
+            "description": "also answer per region at this level (the code's first 2, 4 or 6 "
+            "digits); without it `regions` is empty"
+        },
+    )
+    program_id = ma.fields.UUID(metadata={"description": "only this programme's applications"})
+
+
+class PipelineQuery(LevelReportQuery):
+    fiscal_year = ma.fields.Integer(
+        validate=ma.validate.Range(min=2000, max=2100),
+        metadata={"description": "only applications to programmes of this fiscal year"},
+    )
+
+
+class BudgetReportQuery(RegionReportQuery):
+    fiscal_year = ma.fields.Integer(
+        validate=ma.validate.Range(min=2000, max=2100),
+        metadata={"description": "only programmes of this fiscal year"},
+    )
+
+
+class ReportEcho(Output):
+    """What the figures were counted over."""
+
+    region = ma.fields.String(metadata={"description": 'the region prefix counted ("" nationwide)'})
+    level = Choice(
+        "RegionLevel", REGION_LEVELS, allow_none=True, metadata={"description": "of `regions`"}
+    )
+    program_id = ma.fields.UUID(allow_none=True)
+    fiscal_year = ma.fields.Integer(allow_none=True)
+
+
+class StageFiguresSchema(Output):
+    stage = Choice("GrantStage", GRANT_STAGES)
+    count = ma.fields.Integer(metadata={"description": "applications now at this stage"})
+    amount = ma.fields.Integer(metadata={"description": "their amounts, whole rupiah"})
+
+
+class PipelineTotalSchema(Output):
+    count = ma.fields.Integer()
+    amount = ma.fields.Integer(metadata=RUPIAH)
+
+
+class PipelineRegionSchema(Output):
+    region_code = ma.fields.String()
+    total = ma.fields.Nested(PipelineTotalSchema)
+    stages = ma.fields.List(ma.fields.Nested(StageFiguresSchema))
+
+
+class PipelineProgramSchema(Output):
+    program_id = ma.fields.UUID()
+    name = ma.fields.String()
+    fiscal_year = ma.fields.Integer()
+    funding_source = Choice("FundingSource", FUNDING_SOURCES)
+    total = ma.fields.Nested(PipelineTotalSchema)
+    stages = ma.fields.List(ma.fields.Nested(StageFiguresSchema))
+
+
+class PipelineReportSchema(ReportEcho):
+    total = ma.fields.Nested(PipelineTotalSchema)
+    stages = ma.fields.List(
+        ma.fields.Nested(StageFiguresSchema),
+        metadata={"description": "every stage, in route order (both routes), zeros included"},
+    )
+    regions = ma.fields.List(ma.fields.Nested(PipelineRegionSchema))
+    programs = ma.fields.List(ma.fields.Nested(PipelineProgramSchema))
+
+
+class StageDurationSchema(Output):
+    stage = Choice("GrantStage", GRANT_STAGES)
+    stays = ma.fields.Integer(metadata={"description": "completed stays in the stage"})
+    median_working_days = ma.fields.Float(
+        allow_none=True, metadata={"description": "null when no stay is completed"}
+    )
+    p90_working_days = ma.fields.Float(allow_none=True)
+
+
+class StageDurationRegionSchema(Output):
+    region_code = ma.fields.String()
+    stages = ma.fields.List(ma.fields.Nested(StageDurationSchema))
+
+
+class StageDurationReportSchema(ReportEcho):
+    stages = ma.fields.List(ma.fields.Nested(StageDurationSchema))
+    regions = ma.fields.List(ma.fields.Nested(StageDurationRegionSchema))
+
+
+class OverdueStageSchema(Output):
+    stage = Choice("GrantStage", GRANT_STAGES)
+    overdue = ma.fields.Integer(metadata={"description": "past their due time"})
+    with_deadline = ma.fields.Integer(metadata={"description": "with a due time running"})
+
+
+class OverdueTotalSchema(Output):
+    overdue = ma.fields.Integer()
+    with_deadline = ma.fields.Integer()
+    overdue_pct = ma.fields.Float(allow_none=True, metadata=PERCENT)
+
+
+class OverdueRegionSchema(Output):
+    region_code = ma.fields.String()
+    total = ma.fields.Nested(OverdueTotalSchema)
+    stages = ma.fields.List(ma.fields.Nested(OverdueStageSchema))
+
+
+class OverdueReportSchema(ReportEcho):
+    as_of = ma.fields.AwareDateTime()
+    total = ma.fields.Nested(OverdueTotalSchema)
+    stages = ma.fields.List(ma.fields.Nested(OverdueStageSchema))
+    regions = ma.fields.List(ma.fields.Nested(OverdueRegionSchema))
+
+
+class BudgetFiguresSchema(Output):
+    total_budget = ma.fields.Integer(metadata=RUPIAH)
+    reserved = ma.fields.Integer(metadata={"description": "approved, not yet paid (rupiah)"})
+    disbursed = ma.fields.Integer(metadata={"description": "paid to groups (rupiah)"})
+    available = ma.fields.Integer(metadata={"description": "total - reserved - disbursed"})
+    absorption_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "disbursed / total_budget, " + PERCENT["description"]},
+    )
+    region_reserved = ma.fields.Integer(
+        metadata={"description": "of `reserved`, for applications in the region counted"}
+    )
+    region_disbursed = ma.fields.Integer(
+        metadata={"description": "of `disbursed`, paid to groups in the region counted"}
+    )
+    region_absorption_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "region_disbursed / total_budget, " + PERCENT["description"]},
+    )
+
+
+class BudgetProgramSchema(BudgetFiguresSchema):
+    program_id = ma.fields.UUID()
+    name = ma.fields.String()
+    fiscal_year = ma.fields.Integer()
+    funding_source = Choice("FundingSource", FUNDING_SOURCES)
+    program_region_code = ma.fields.String(
+        allow_none=True, metadata={"description": "null: national"}
+    )
+
+
+class BudgetReportSchema(Output):
+    region = ma.fields.String(metadata={"description": 'the region prefix counted ("" nationwide)'})
+    fiscal_year = ma.fields.Integer(allow_none=True)
+    total = ma.fields.Nested(BudgetFiguresSchema)
+    programs = ma.fields.List(ma.fields.Nested(BudgetProgramSchema))
+
+
+class UsageReportFiguresSchema(Output):
+    disbursed = ma.fields.Integer(metadata={"description": "applications paid"})
+    reported_on_time = ma.fields.Integer()
+    reported_late = ma.fields.Integer()
+    overdue = ma.fields.Integer(metadata={"description": "not reported, past due"})
+    not_yet_due = ma.fields.Integer(metadata={"description": "not reported, not yet due"})
+    on_time_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "reported_on_time / (reported_on_time + reported_late + overdue), "
+            + PERCENT["description"]
+        },
+    )
+
+
+class UsageReportRegionSchema(UsageReportFiguresSchema):
+    region_code = ma.fields.String()
+
+
+class UsageReportReportSchema(ReportEcho):
+    as_of = ma.fields.AwareDateTime()
+    total = ma.fields.Nested(UsageReportFiguresSchema)
+    regions = ma.fields.List(ma.fields.Nested(UsageReportRegionSchema))
+
+
+class DecisionFiguresSchema(Output):
+    submissions = ma.fields.Integer(metadata={"description": "`submit` steps"})
+    returns = ma.fields.Integer(metadata={"description": "`return` steps (back to draft)"})
+    verifications = ma.fields.Integer(metadata={"description": "`verify` steps"})
+    recommendations = ma.fields.Integer(metadata={"description": "`recommend` steps"})
+    decided = ma.fields.Integer(metadata={"description": "applications approved or rejected"})
+    approved = ma.fields.Integer(metadata={"description": "applications ever approved"})
+    rejected = ma.fields.Integer(metadata={"description": "applications ever rejected"})
+    reports = ma.fields.Integer(metadata={"description": "`report` steps (usage reports in)"})
+    report_returns = ma.fields.Integer(metadata={"description": "`return_report` steps"})
+    approval_pct = ma.fields.Float(allow_none=True, metadata={"description": "approved / decided"})
+    rejection_pct = ma.fields.Float(allow_none=True, metadata={"description": "rejected / decided"})
+    return_pct = ma.fields.Float(allow_none=True, metadata={"description": "returns / submissions"})
+    report_return_pct = ma.fields.Float(
+        allow_none=True, metadata={"description": "report_returns / reports"}
+    )
+
+
+class DecisionRegionSchema(DecisionFiguresSchema):
+    region_code = ma.fields.String()
+
+
+class DecisionReportSchema(ReportEcho):
+    total = ma.fields.Nested(DecisionFiguresSchema)
+    regions = ma.fields.List(ma.fields.Nested(DecisionRegionSchema))

@@ -11,6 +11,7 @@ SERVICE = "grants"
 PROGRAMS = "/api/v1/programs"
 GRANTS = "/api/v1/grants"
 BATCHES = "/api/v1/disbursement-batches"
+REPORTS = "/api/v1/reports"
 
 
 class Grants:
@@ -182,6 +183,60 @@ class Grants:
     def iter_groups(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """The groups grants knows of (`status`), a page at a time."""
         return self._http.pages(SERVICE, "/api/v1/groups", filters)
+
+    # Reports: figures within the caller's region, or a narrower `region` prefix inside it;
+    # `level` ("province", "regency", "district") adds a row per region at that level.
+    # Percentages are 0 to 100 with one decimal, None where their base is 0.
+
+    def report_pipeline(
+        self,
+        *,
+        level: str | None = None,
+        region: str | None = None,
+        program_id: str | None = None,
+        fiscal_year: int | None = None,
+    ) -> dict[str, Any]:
+        """Applications and their amounts per stage (route order), region and programme."""
+        return self._report(
+            "pipeline", level=level, region=region, program_id=program_id, fiscal_year=fiscal_year
+        )
+
+    def report_stage_durations(
+        self, *, level: str | None = None, region: str | None = None, program_id: str | None = None
+    ) -> dict[str, Any]:
+        """Median and 90th percentile working days spent per stage (completed stays)."""
+        return self._report("stage-durations", level=level, region=region, program_id=program_id)
+
+    def report_overdue(
+        self, *, level: str | None = None, region: str | None = None, program_id: str | None = None
+    ) -> dict[str, Any]:
+        """Open applications past their stage's due time, per stage and region; the list
+        itself is `iter_grants(overdue=True)`."""
+        return self._report("overdue", level=level, region=region, program_id=program_id)
+
+    def report_budgets(
+        self, *, region: str | None = None, fiscal_year: int | None = None
+    ) -> dict[str, Any]:
+        """Per programme: total, reserved, disbursed, available, absorption, and the region's
+        part."""
+        return self._report("budgets", region=region, fiscal_year=fiscal_year)
+
+    def report_usage_reports(
+        self, *, level: str | None = None, region: str | None = None, program_id: str | None = None
+    ) -> dict[str, Any]:
+        """Disbursed applications whose usage report is in on time, late, overdue or not yet
+        due, and the share on time."""
+        return self._report("usage-reports", level=level, region=region, program_id=program_id)
+
+    def report_decisions(
+        self, *, level: str | None = None, region: str | None = None, program_id: str | None = None
+    ) -> dict[str, Any]:
+        """Approval, rejection and return rates from the applications' history."""
+        return self._report("decisions", level=level, region=region, program_id=program_id)
+
+    def _report(self, name: str, **params: Any) -> dict[str, Any]:
+        given = {key: value for key, value in params.items() if value is not None}
+        return self._http.json(SERVICE, "GET", f"{REPORTS}/{name}", params=given)
 
     def _etag(self, path: str, version: int | None) -> str:
         if version is not None:
