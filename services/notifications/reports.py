@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Numeric, cast, exists, func, select, tuple_
+from sqlalchemy import Connection, Numeric, cast, exists, func, literal_column, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.notifications.models import Contact, Message, OptOut, RecipientGroup
@@ -99,26 +99,33 @@ def reach_report(connection: Connection, scope: RegionScope, args: Mapping[str, 
     """Members (and groups) messaged in the period per region at `level`, and how many of them
     at least one message reached (accepted by a provider) or was confirmed delivered."""
     prefix, digits = report_area(scope, args.get("region"), args["level"])
-    region = func.left(Message.region_code, digits)
-    member, group, status = Message.recipient_key, Message.group_id, Message.status
-
-    def distinct(column, condition=None) -> ColumnElement:
-        counted = func.count(column.distinct())
-        return counted.filter(condition) if condition is not None else counted
-
-    reached = distinct(member, status.in_(ACCEPTED))
+    status = Message.status
+    # First each member once per region and group (a hash aggregate), then count those: far
+    # cheaper than COUNT(DISTINCT ...) over every message.
+    per_member = (
+        select(
+            func.left(Message.region_code, digits).label("region_code"),
+            Message.group_id,
+            func.bool_or(status.in_(ACCEPTED)).label("reached"),
+            func.bool_or(status == "delivered").label("confirmed"),
+        )
+        .where(RegionScope(prefix).where(Message.region_code), _MEMBER_KEY, *_period(args))
+        .group_by(literal_column("1"), Message.recipient_key, Message.group_id)
+        .subquery("per_member")
+    )
+    region, group = per_member.c.region_code, per_member.c.group_id
+    reached = func.count().filter(per_member.c.reached)
     statement = (
         select(
             region.label("region_code"),
-            distinct(member).label("members_messaged"),
+            func.count().label("members_messaged"),
             reached.label("members_reached"),
-            distinct(member, status == "delivered").label("members_confirmed"),
-            _percent(reached, distinct(member)).label("reached_pct"),
-            distinct(group).label("groups_messaged"),
-            distinct(group, status.in_(ACCEPTED)).label("groups_reached"),
+            func.count().filter(per_member.c.confirmed).label("members_confirmed"),
+            _percent(reached, func.count()).label("reached_pct"),
+            func.count(group.distinct()).label("groups_messaged"),
+            func.count(group.distinct()).filter(per_member.c.reached).label("groups_reached"),
             func.grouping(region).label("is_total"),
         )
-        .where(RegionScope(prefix).where(Message.region_code), _MEMBER_KEY, *_period(args))
         .group_by(func.grouping_sets(tuple_(region), tuple_()))
         .order_by(region)
     )
