@@ -149,3 +149,24 @@ def test_a_csv_import_is_uploaded_and_waited_for(platform_client, unique):
     assert (job["groups_created"], job["row_errors"]) == (1, [])
     imported = list(client.registry.iter_groups(q=name))
     assert [g["member_count"] for g in imported] == [5]
+
+
+def test_the_message_report_agrees_with_the_messages_listed_in_the_region(platform_client):
+    from datetime import UTC, datetime
+
+    client = platform_client("kepala_dinas", region="6472")
+    until = datetime.now(UTC)
+
+    report = client.notifications.report_messages(level="district", until=until)
+
+    listed = list(client.notifications.iter_messages(until=until.isoformat(), page_size=100))
+    assert report["region"] == "6472" and report["until"] is not None
+    assert report["total"]["total"] == len(listed)
+    assert sum(row["total"] for row in report["rows"]) == len(listed)
+    assert all(row["region_code"].startswith("6472") for row in report["rows"])
+    reach = client.notifications.report_reach(region="647201", until=until)
+    assert reach["region"] == "647201"
+    assert set(client.notifications.report_opt_outs()["total"]) >= {"opted_out", "unattributed"}
+    with pytest.raises(ValidationFailed) as raised:
+        client.notifications.report_messages(region="33")
+    assert set(raised.value.errors) == {"region"}
