@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the notification service's Flask app (web code is imported here, not by the
     worker)."""
-    from services.notifications.api import messages, outreach, providers, recipients, rules
+    from services.notifications.api import (
+        messages,
+        outreach,
+        providers,
+        recipients,
+        reports,
+        rules,
+    )
     from services.notifications.service import SERVICE
     from shared.config import load_settings
     from shared.deadletters import dead_letter_blueprint
@@ -34,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             outreach.mailboxes_blp,
             providers.blp,
             recipients.blp,
+            reports.blp,
             dead_letter_blueprint(),
             event_blueprint(),
         ],

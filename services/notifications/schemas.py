@@ -260,3 +260,135 @@ class InboundInput(Schema):
 class ReceiptOutcomeSchema(Output):
     matched = ma.fields.Boolean()
     status = ma.fields.String(allow_none=True)
+
+
+# --- Reports ---------------------------------------------------------------------------------
+
+REPORT_LEVELS = ("province", "regency", "district")
+PERCENT = "a percentage 0-100 with one decimal; null when there is nothing to divide by"
+
+
+class ReportQuerySchema(Schema):
+    level = Choice(
+        "ReportLevel",
+        REPORT_LEVELS,
+        load_default="province",
+        metadata={"description": "group rows by the first 2, 4 or 6 digits of the region code"},
+    )
+    region = ma.fields.String(
+        validate=ma.validate.Regexp(r"^(\d{2}|\d{4}|\d{6}|\d{10})$", error="Not a region code."),
+        metadata={"description": "a region-code prefix inside the caller's region (else 422)"},
+    )
+
+
+class PeriodReportQuerySchema(ReportQuerySchema):
+    since = ma.fields.AwareDateTime(metadata={"description": "made at or after (ISO 8601)"})
+    until = ma.fields.AwareDateTime(metadata={"description": "made before (ISO 8601)"})
+
+    @ma.validates_schema
+    def _period_forward(self, data, **kwargs):
+        if data.get("since") and data.get("until") and data["until"] <= data["since"]:
+            raise ma.ValidationError("Must be later than since.", "until")
+
+
+class MessageReportQuerySchema(PeriodReportQuerySchema):
+    channel = channel()
+
+
+class _ReportArea(Output):
+    level = Choice("ReportLevel", REPORT_LEVELS)
+    region = ma.fields.String(
+        metadata={"description": 'the region prefix the answer covers ("" the whole country)'}
+    )
+    since = ma.fields.AwareDateTime(allow_none=True)
+    until = ma.fields.AwareDateTime(allow_none=True)
+
+
+class MessageFiguresSchema(Output):
+    queued = ma.fields.Integer()
+    sending = ma.fields.Integer()
+    sent = ma.fields.Integer(metadata={"description": "accepted by a provider, no receipt (yet)"})
+    delivered = ma.fields.Integer(metadata={"description": "confirmed by a delivery receipt"})
+    failed = ma.fields.Integer()
+    total = ma.fields.Integer()
+    delivery_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "(sent + delivered) / (sent + delivered + failed); " + PERCENT},
+    )
+    confirmed_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "delivered / (sent + delivered + failed); " + PERCENT},
+    )
+
+
+class MessageReportRowSchema(MessageFiguresSchema):
+    region_code = ma.fields.String(metadata={"description": "the region at the level asked"})
+    channel = channel()
+
+
+class MessageReportSchema(_ReportArea):
+    channel = channel(allow_none=True)
+    rows = ma.fields.List(ma.fields.Nested(MessageReportRowSchema))
+    total = ma.fields.Nested(MessageFiguresSchema)
+
+
+class ReachFiguresSchema(Output):
+    members_messaged = ma.fields.Integer(metadata={"description": "members with a message"})
+    members_reached = ma.fields.Integer(
+        metadata={"description": "members with at least one message sent or delivered"}
+    )
+    members_confirmed = ma.fields.Integer(
+        metadata={"description": "members with at least one message delivered (a receipt)"}
+    )
+    reached_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "members_reached / members_messaged; " + PERCENT},
+    )
+    groups_messaged = ma.fields.Integer()
+    groups_reached = ma.fields.Integer(
+        metadata={"description": "groups with at least one member reached"}
+    )
+
+
+class ReachReportRowSchema(ReachFiguresSchema):
+    region_code = ma.fields.String(metadata={"description": "the region at the level asked"})
+
+
+class ReachReportSchema(_ReportArea):
+    rows = ma.fields.List(ma.fields.Nested(ReachReportRowSchema))
+    total = ma.fields.Nested(ReachFiguresSchema)
+
+
+class OptOutFiguresSchema(Output):
+    members = ma.fields.Integer(metadata={"description": "members of groups not dissolved"})
+    members_with_phone = ma.fields.Integer()
+    opted_out = ma.fields.Integer(
+        metadata={"description": "members whose phone number is on the opt-out list"}
+    )
+    opted_out_pct = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "opted_out / members_with_phone; " + PERCENT},
+    )
+
+
+class OptOutReportRowSchema(OptOutFiguresSchema):
+    region_code = ma.fields.String(metadata={"description": "the region at the level asked"})
+
+
+class OptOutTotalSchema(OptOutFiguresSchema):
+    unattributed = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "opted-out numbers no member has; only in an answer covering the "
+            "whole country (null otherwise)"
+        },
+    )
+
+
+class OptOutReportSchema(Output):
+    level = Choice("ReportLevel", REPORT_LEVELS)
+    region = ma.fields.String(
+        metadata={"description": 'the region prefix the answer covers ("" the whole country)'}
+    )
+    rows = ma.fields.List(ma.fields.Nested(OptOutReportRowSchema))
+    total = ma.fields.Nested(OptOutTotalSchema)

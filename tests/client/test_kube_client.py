@@ -170,3 +170,24 @@ def test_the_registry_reports_count_a_new_group_within_the_callers_region(platfo
     assert client.registry.report_revenue(region="647207")["total"]["groups_with_grant"] == 0
     with pytest.raises(ValidationFailed):
         platform_client("kepala_dinas", region="33").registry.report_groups(region="647207")
+
+
+def test_the_message_report_agrees_with_the_messages_listed_in_the_region(platform_client):
+    from datetime import UTC, datetime
+
+    client = platform_client("kepala_dinas", region="6472")
+    until = datetime.now(UTC)
+
+    report = client.notifications.report_messages(level="district", until=until)
+
+    listed = list(client.notifications.iter_messages(until=until.isoformat(), page_size=100))
+    assert report["region"] == "6472" and report["until"] is not None
+    assert report["total"]["total"] == len(listed)
+    assert sum(row["total"] for row in report["rows"]) == len(listed)
+    assert all(row["region_code"].startswith("6472") for row in report["rows"])
+    reach = client.notifications.report_reach(region="647201", until=until)
+    assert reach["region"] == "647201"
+    assert set(client.notifications.report_opt_outs()["total"]) >= {"opted_out", "unattributed"}
+    with pytest.raises(ValidationFailed) as raised:
+        client.notifications.report_messages(region="33")
+    assert set(raised.value.errors) == {"region"}

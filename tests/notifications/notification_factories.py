@@ -130,3 +130,60 @@ def delivery(apps, **overrides) -> Delivery:
     }
     values.update(overrides)
     return Delivery(**values)
+
+
+def members_of(apps, group_id) -> list[tuple[str, str | None]]:
+    """The group's projected members as (member id, phone), in the order they were made."""
+    from sqlalchemy import select
+
+    from services.notifications.models import Contact
+
+    with apps["notifications"].extensions["kube"].db.transaction() as session:
+        rows = session.execute(
+            select(Contact.member_id, Contact.phone, Contact.name)
+            .where(Contact.group_id == group_id)
+            .order_by(Contact.name)
+        ).all()
+    return [(str(member_id), phone) for member_id, phone, _ in rows]
+
+
+def stored_message(
+    apps,
+    *,
+    group_id,
+    region_code: str,
+    recipient_key: str,
+    status: str,
+    channel: str = "sms",
+    recipient: str = "+6281300000000",
+    created_at: datetime | None = None,
+) -> uuid.UUID:
+    """A message row as delivery leaves it in `status` (made now, or at `created_at`)."""
+    from services.notifications.models import Message
+
+    message = Message(
+        id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        event_type="grant.stage_changed",
+        recipient_key=recipient_key,
+        recipient=recipient,
+        channel=channel,
+        language="id",
+        body="Uji laporan",
+        status=status,
+        group_id=group_id,
+        region_code=region_code,
+    )
+    if created_at is not None:
+        message.created_at = created_at
+    with apps["notifications"].extensions["kube"].db.transaction() as session:
+        session.add(message)
+    return message.id
+
+
+def opted_out(apps, phone_number: str) -> None:
+    """Put a number on the opt-out list, as POST /opt-outs does."""
+    from services.notifications.models import OptOut
+
+    with apps["notifications"].extensions["kube"].db.transaction() as session:
+        session.add(OptOut(phone=phone_number, source="api"))

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from kube_client.transport import Transport
 
 SERVICE = "notifications"
 MESSAGES = "/api/v1/messages"
 BROADCASTS = "/api/v1/broadcasts"
+REPORTS = "/api/v1/reports"
+
+Level = Literal["province", "regency", "district"]
+
+
+def _when(value: datetime | str | None) -> str | None:
+    """A time as the services read it (ISO 8601 with its zone); a string is sent as it is."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 class Notifications:
@@ -62,3 +71,39 @@ class Notifications:
             json={"phone": phone, **fields},
             idempotency_key=idempotency_key or True,
         )
+
+    def report_messages(
+        self,
+        *,
+        level: Level = "province",
+        region: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        channel: Literal["sms", "email"] | None = None,
+    ) -> dict[str, Any]:
+        """Messages made in the period per region at `level` and channel: counts by status,
+        `delivery_pct` and `confirmed_pct` (0-100, one decimal), and a `total`."""
+        params = {"level": level, "region": region, "channel": channel}
+        params.update(since=_when(since), until=_when(until))
+        return self._http.json(SERVICE, "GET", f"{REPORTS}/messages", params=params)
+
+    def report_reach(
+        self,
+        *,
+        level: Level = "province",
+        region: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Members and groups messaged in the period per region, and how many were reached
+        (a message sent or delivered) or confirmed (delivered), with a `total`."""
+        params = {"level": level, "region": region, "since": _when(since), "until": _when(until)}
+        return self._http.json(SERVICE, "GET", f"{REPORTS}/reach", params=params)
+
+    def report_opt_outs(
+        self, *, level: Level = "province", region: str | None = None
+    ) -> dict[str, Any]:
+        """Members who opted out of SMS per region (`opted_out`, `opted_out_pct` of members with
+        a phone), with a `total`; never a number."""
+        params = {"level": level, "region": region}
+        return self._http.json(SERVICE, "GET", f"{REPORTS}/opt-outs", params=params)
