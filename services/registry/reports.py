@@ -34,26 +34,25 @@ _IN_PREFIX = _groups.c.region_code.like(bindparam("prefix_pattern"), escape="/")
 
 
 def report_prefix(scope: RegionScope, region: str | None) -> str:
-    """The region-code prefix a report covers: the `region` asked for, within the caller's
-    scope. A region that contains the scope (a regency officer asking for the province) is
-    the scope itself; one that does not meet it is refused, naming `region`."""
+    """The region-code prefix a report covers: the `region` asked for, inside the caller's
+    scope; one outside it (a regency officer asking for the whole province included) is
+    refused naming `region`, as the grant and notification reports do, so no figure is
+    taken for a wider region than it covers."""
     if not region:
         return scope.prefix
-    if region.startswith(scope.prefix):
-        return region
-    if scope.prefix.startswith(region):
-        return scope.prefix
-    raise InvalidInput.field("region", f"The region {region} lies outside your region.")
+    scope.require(region, field="region")
+    return region
 
 
 def _region_of(column, level: str):
     return func.left(column, LEVEL_DIGITS[level])
 
 
-def _percent(part: int, whole: int) -> float:
-    """`part` of `whole` as a percentage with one decimal (0 when `whole` is 0)."""
+def _percent(part: int, whole: int) -> float | None:
+    """`part` of `whole` as a percentage with one decimal (None when `whole` is 0: there is
+    nothing to be a share of; the other services' reports answer the same)."""
     if not whole:
-        return 0.0
+        return None
     exact = Decimal(part) * 100 / Decimal(whole)
     return float(exact.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
@@ -235,7 +234,7 @@ def visits_by_region(connection: Connection, prefix: str, level: str, today: dat
             "groups": groups,
             "visits": count,
             "groups_visited": visited,
-            "groups_visited_percent": _percent(visited, groups),
+            "groups_visited_pct": _percent(visited, groups),
             "visits_per_group": _ratio(count, groups),
             "groups_not_visited_recently": row.get("groups_not_visited_recently", 0),
         }
@@ -308,7 +307,7 @@ def revenue_by_region(connection: Connection, prefix: str, level: str) -> dict:
             "median_revenue_before": _rupiah(row.get("median_before")),
             "median_revenue_after": _rupiah(row.get("median_after")),
             "groups_improved": improved,
-            "groups_improved_percent": _percent(improved, compared_groups),
+            "groups_improved_pct": _percent(improved, compared_groups),
         }
 
     return {

@@ -203,9 +203,12 @@ def test_a_region_33_caller_never_counts_region_64_and_nationwide_sees_both(clie
     assert [b["total"]["groups"] for b in both] == [5, 1]
 
 
-def test_a_region_containing_the_callers_scope_answers_the_scope(clients, auth, seeded):
+def test_a_region_wider_than_the_callers_is_refused_naming_region(clients, auth, seeded):
     balikpapan = auth("auditor", region="6471")
-    body = report(clients, balikpapan, "groups", level="regency", region="64").json
+    refused = report(clients, balikpapan, "groups", level="regency", region="64")
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json["errors"]] == ["region"]
+    body = report(clients, balikpapan, "groups", level="regency").json
     assert set(rows_by_region(body)) == {"6471"}
     assert body["total"]["groups"] == 5
 
@@ -244,7 +247,7 @@ def test_visits_per_district_leave_dissolved_groups_out(clients, auth, seeded):
         "groups": 2,
         "visits": 7,
         "groups_visited": 2,
-        "groups_visited_percent": 100.0,
+        "groups_visited_pct": 100.0,
         "visits_per_group": 3.5,
         "groups_not_visited_recently": 0,
     }
@@ -255,12 +258,12 @@ def test_visits_per_district_leave_dissolved_groups_out(clients, auth, seeded):
         "groups": 2,
         "visits": 1,
         "groups_visited": 1,
-        "groups_visited_percent": 50.0,
+        "groups_visited_pct": 50.0,
         "visits_per_group": 0.5,
         "groups_not_visited_recently": 2,
     }
     assert body["total"]["groups"] == 4 and body["total"]["visits_per_group"] == 2.0
-    assert body["total"]["groups_visited_percent"] == 75.0
+    assert body["total"]["groups_visited_pct"] == 75.0
 
 
 def test_revenue_medians_before_and_after_each_groups_first_grant(clients, auth, seeded):
@@ -276,7 +279,7 @@ def test_revenue_medians_before_and_after_each_groups_first_grant(clients, auth,
         "median_revenue_before": 1_000_000,
         "median_revenue_after": 1_425_000,
         "groups_improved": 1,
-        "groups_improved_percent": 50.0,
+        "groups_improved_pct": 50.0,
     }
     # c has a grant but no visits: counted, not compared.
     assert region["647106"]["groups_with_grant"] == 1

@@ -35,7 +35,7 @@ blp = Blueprint(
 
 REGION_PATTERN = r"^(\d{2}|\d{4}|\d{6}|\d{10})$"
 REGION_CODE_AT_LEVEL = r"^([0-9]{2}|[0-9]{4}|[0-9]{6})$"
-PERCENT = {"description": "0 to 100, one decimal"}
+PERCENT = {"description": "0 to 100, one decimal; null when there is nothing to divide by"}
 
 
 def _region_field() -> ma.fields.String:
@@ -120,7 +120,7 @@ class VisitFigures(Output):
     groups = ma.fields.Integer(metadata={"description": "groups not dissolved"})
     visits = ma.fields.Integer(metadata={"description": "every visit those groups received"})
     groups_visited = ma.fields.Integer(metadata={"description": "groups visited at least once"})
-    groups_visited_percent = ma.fields.Float(metadata=PERCENT)
+    groups_visited_pct = ma.fields.Float(allow_none=True, metadata=PERCENT)
     visits_per_group = ma.fields.Float(metadata={"description": "visits / groups, two decimals"})
     groups_not_visited_recently = ma.fields.Integer(
         metadata={"description": f"groups unvisited in the {VISIT_WINDOW_DAYS} days up to as_of"}
@@ -154,7 +154,7 @@ class RevenueFigures(Output):
     groups_improved = ma.fields.Integer(
         metadata={"description": "compared groups whose median after exceeds their median before"}
     )
-    groups_improved_percent = ma.fields.Float(metadata=PERCENT)
+    groups_improved_pct = ma.fields.Float(allow_none=True, metadata=PERCENT)
 
 
 class RevenueRegionRow(RegionColumns, RevenueFigures):
