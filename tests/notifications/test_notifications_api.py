@@ -15,6 +15,8 @@ from notification_factories import (
     delivery,
     grant_snapshot,
     national,
+    opted_out,
+    phone,
     reachable_group,
     receive,
     stage_changed,
@@ -176,6 +178,27 @@ def test_stop_opts_a_number_out_and_an_admin_can_undo_it(clients, auth):
     assert client.delete("/api/v1/opt-outs/081377788899", headers=auth("admin")).status_code == 204
     bad = client.post("/api/v1/opt-outs", json={"phone": "12345678"}, headers=auth("admin"))
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "phone"
+
+
+def test_a_regional_auditor_lists_only_its_own_members_opted_out_numbers(clients, apps, auth):
+    _, here, _ = reachable_group(apps, members=1, region_code="6472011001")
+    _, there, _ = reachable_group(apps, members=1, region_code="3374011001")
+    stranger = phone()  # no member's number: no region's
+    for number in (*here, *there, stranger):
+        opted_out(apps, number)
+
+    def listed(role: str, region: str) -> set[str]:
+        answer = clients["notifications"].get(
+            "/api/v1/opt-outs", query_string={"page_size": 100}, headers=auth(role, region=region)
+        )
+        assert answer.status_code == 200
+        return {o["phone"] for o in answer.json["items"]}
+
+    masked = {n: n[:6] + "****" + n[-4:] for n in (*here, *there, stranger)}
+    samarinda = listed("auditor", "6472")
+    assert masked[here[0]] in samarinda
+    assert masked[there[0]] not in samarinda and masked[stranger] not in samarinda
+    assert set(masked.values()) <= listed("admin", "*")
 
 
 def test_mailboxes_are_one_per_region_and_role(clients, auth):

@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_, select
 
 from services.notifications.broadcasts import create_broadcast, find_broadcast, progress
 from services.notifications.delivery import mask, quiet_hours_on
-from services.notifications.models import OfficeMailbox, OptOut
+from services.notifications.models import Contact, OfficeMailbox, OptOut, RecipientGroup
 from services.notifications.schemas import (
     BroadcastInput,
     BroadcastSchema,
@@ -107,8 +107,17 @@ class OptOuts(MethodView):
     @opt_outs_blp.response(200, page_of(OptOutSchema))
     @opt_outs_blp.operation("list_opt_outs", roles=("admin", "auditor"))
     def get(self, args):
-        """The numbers that opted out, masked, newest first."""
+        """The numbers that opted out, masked, newest first: for a regional caller, those of
+        members of groups in its region (a number belongs to no region by itself)."""
+        scope = current_principal().scope
         statement = select(OptOut).order_by(OptOut.created_at.desc(), OptOut.phone)
+        if not scope.nationwide:
+            members_here = (
+                select(Contact.phone)
+                .join(RecipientGroup, RecipientGroup.id == Contact.group_id)
+                .where(scope.where(RecipientGroup.region_code))
+            )
+            statement = statement.where(OptOut.phone.in_(members_here))
         page = paginate(current_context().db.session, statement, args["page"], args["page_size"])
         return {**page, "items": [opt_out_view(o) for o in page["items"]]}
 
