@@ -17,7 +17,6 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.registry.models import GrantDisbursement, Group, Member, Region, Visit
-from shared.errors import InvalidInput
 from shared.events.contracts import GROUP_STATUSES
 from shared.scope import RegionScope
 
