@@ -130,6 +130,13 @@ def _opt(region: str) -> str | None:
     return region or None
 
 
+def mask_phone(phone: str | None) -> str | None:
+    """A phone number with all but its first 5 and last 3 characters hidden."""
+    if not phone or "*" in phone or len(phone) < 9:
+        return phone
+    return phone[:5] + "*" * (len(phone) - 8) + phone[-3:]
+
+
 # Overview
 
 
@@ -441,6 +448,9 @@ def group(client: KubeClient, group_id: str) -> Page:
     visits, revenue trend and messages."""
     found = client.registry.get_group(group_id)
     members = list(islice(client.registry.list_members(group_id), LIST_LIMIT))
+    for member in members:
+        # The API masks NIK and No. KK; a page needs no full phone number either.
+        member["phone"] = mask_phone(member.get("phone"))
     grants = list(islice(client.grants.iter_grants(group_id=group_id), LIST_LIMIT))
     visits = list(islice(client.registry.iter_visits(group_id), LIST_LIMIT))
     sent = list(islice(client.notifications.iter_messages(group_id=group_id), LIST_LIMIT))
