@@ -121,7 +121,7 @@ openapi: install  ## rewrite docs/openapi/<service>.json, the committed API cont
 events-doc: install  ## rewrite docs/event-catalogue.md and docs/asyncapi.json from the event contracts in code
 	$(BIN)/kube events-doc
 
-COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
+COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD DASHBOARD_SECRET_KEY
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 	$(foreach v,$(COMPOSE_SECRETS),$(v)=check$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')) docker-compose config -q
 	@# ... and it must refuse to start without any one of its secrets.
