@@ -18,7 +18,7 @@ from flask import (
     url_for,
 )
 
-from kube_client import KubeClient, ProblemError, TransportError, Unauthorized
+from kube_client import KubeClient, ProblemError, Unauthorized
 from kube_dashboard.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 blueprint = Blueprint("signin", __name__)
@@ -106,8 +106,6 @@ def sign_in():
     except ProblemError as problem:
         if problem.status != 403:  # a role that may not list groups is still signed in
             raise
-    except TransportError:
-        raise
     kept_language = session.get("lang")
     session.clear()
     session.permanent = True
