@@ -47,11 +47,21 @@ require-python = $(if $(PY),,$(error $(if $(PYTHON),PYTHON=$(PYTHON) is not a CP
 
 .PHONY: install lock which-python run test test-unit test-integration test-e2e lint format openapi events-doc compose-check bench clean FORCE
 
+# The dashboard's Chart.js, from the npm package pinned by apps/dashboard/package-lock.json,
+# copied into the app's static folder so browsers load it from the app (never a CDN).
+DASHBOARD := apps/dashboard
+CHART_JS := $(DASHBOARD)/kube_dashboard/static/vendor/chart.umd.min.js
+$(CHART_JS): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the dashboard's charts (apt-get install npm)" >&2; exit 1; }
+	cd $(DASHBOARD) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(@D)
+	cp $(DASHBOARD)/node_modules/chart.js/dist/chart.umd.min.js $(DASHBOARD)/node_modules/chart.js/LICENSE.md $(@D)/
+
 # A venv built with another interpreter (or by an older Makefile) is rebuilt, never reused.
 ifneq ($(PY_ID),$(VENV_ID))
 $(STAMP): FORCE
 endif
-$(STAMP): $(LOCK) pyproject.toml clients/python/pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml clients/python/pyproject.toml apps/dashboard/pyproject.toml
 	@$(require-python)
 	@if [ -e "$(VENV)" ] && [ ! -f "$(VENV)/pyvenv.cfg" ]; then echo "$(VENV) is not a virtualenv; not replacing it" >&2; exit 1; fi
 	@echo "== building $(VENV) with Python $(PY_VERSION) ($(PY))$(if $(VENV_ID),$(if $(filter-out $(PY_ID),$(VENV_ID)), replacing one built with $(VENV_ID)))"
@@ -61,10 +71,11 @@ $(STAMP): $(LOCK) pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip install --quiet --no-deps -e clients/python
+	$(BIN)/python -m pip install --quiet --no-deps -e apps/dashboard
 	echo '$(PY_ID)' > $(VENV)/.kube-python
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) $(CHART_JS)
 	@echo "== Python $(PY_VERSION) ($(PY)) in $(VENV)"
 
 which-python:  ## print the interpreter make would use (PYTHON= to ask about one)
@@ -110,7 +121,7 @@ openapi: install  ## rewrite docs/openapi/<service>.json, the committed API cont
 events-doc: install  ## rewrite docs/event-catalogue.md and docs/asyncapi.json from the event contracts in code
 	$(BIN)/kube events-doc
 
-COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD
+COMPOSE_SECRETS := KUBE_JWT_SECRET KUBE_DATA_KEYS KUBE_LOOKUP_KEY REDIS_PASSWORD POSTGRES_PASSWORD REGISTRY_DB_PASSWORD GRANTS_DB_PASSWORD NOTIFICATIONS_DB_PASSWORD DASHBOARD_SECRET_KEY
 compose-check:  ## validate docker-compose.yml (no Docker engine needed)
 	$(foreach v,$(COMPOSE_SECRETS),$(v)=check$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')) docker-compose config -q
 	@# ... and it must refuse to start without any one of its secrets.

@@ -15,6 +15,7 @@ import requests
 from shared.auth import issue_token
 
 SERVICES = {"registry": 5001, "grants": 5002, "notifications": 5003}
+DASHBOARD = 5004
 
 
 def wait(condition, what: str, timeout: float = 120):
@@ -73,6 +74,14 @@ def main() -> None:
             30,
         )
         print("smoke: demo data seeded and seen by grants")
+        if not any(f"127.0.0.1:{DASHBOARD}/masuk?token=" in line for line in output):
+            raise SystemExit("smoke: make run printed no dashboard sign-in links")
+        overview = requests.get(f"http://127.0.0.1:{DASHBOARD}/", timeout=10, allow_redirects=False)
+        if overview.status_code != 302 or "/masuk" not in overview.headers.get("Location", ""):
+            raise SystemExit(
+                f"smoke: the dashboard did not ask for sign-in ({overview.status_code})"
+            )
+        print("smoke: dashboard up")
         if not any("Walk-through:" in line for line in output):
             raise SystemExit("smoke: make run printed no walk-through")
         # The walk-through as a user takes it: the demo's submitted application to `closed`
@@ -127,7 +136,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(platform.pid, signal.SIGKILL)
             raise SystemExit("smoke: make run did not stop within 60 s") from None
-    for port in SERVICES.values():
+    for port in (*SERVICES.values(), DASHBOARD):
         try:
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
         except requests.ConnectionError:

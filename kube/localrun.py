@@ -28,6 +28,7 @@ from shared.config import database_url_for
 ROOT = Path(__file__).resolve().parent.parent
 # Where the local run keeps its database, Redis, logs, secret and beat schedule.
 LOCAL = Path(os.environ.get("KUBE_LOCAL_DIR") or ROOT / ".local")
+DASHBOARD_DEFAULT_PORT = 5004
 
 
 def local_jwt_secret(*, create: bool = True) -> str | None:
@@ -60,6 +61,18 @@ def local_data_keys(env: dict[str, str]) -> None:
         env["KUBE_DATA_KEYS"] = _local_key("data-keys", lambda: f"local1:{generate_key()}")
     if not env.get("KUBE_LOOKUP_KEY") and not env.get("KUBE_LOOKUP_KEY_FILE"):
         env["KUBE_LOOKUP_KEY"] = _local_key("lookup-key", generate_key)
+
+
+def local_dashboard_secret(env: dict[str, str]) -> None:
+    """The dashboard's session secret: the user's, else one kept in .local (sign-ins then
+    survive a restart)."""
+    if not env.get("DASHBOARD_SECRET_KEY"):
+        env["DASHBOARD_SECRET_KEY"] = _local_key("dashboard-secret", secrets.token_hex)
+
+
+def dashboard_port(env: dict[str, str]) -> int:
+    """The dashboard's port in the local run (`DASHBOARD_PORT`, default 5004)."""
+    return int(env.get("DASHBOARD_PORT") or DASHBOARD_DEFAULT_PORT)
 
 
 def jwt_secret() -> str:
@@ -98,6 +111,7 @@ def _prepare_environment() -> tuple[dict[str, str], list[subprocess.Popen]]:
     env["REDIS_URL"] = redis_url
     env["KUBE_JWT_SECRET"] = jwt_secret()
     local_data_keys(env)
+    local_dashboard_secret(env)
     _local_providers(env)
     for service in SERVICES:
         # Where each API answers, for consumers reading its event feed.
@@ -189,6 +203,13 @@ def _processes(env: dict[str, str]) -> list[tuple[str, list[str]]]:
             (f"{service.name}-worker", worker_command(service.name, node=f"{service.name}@%h"))
         )
     commands.append(("relay", [sys.executable, "-m", "kube.cli", "relay"]))
+    # The province dashboard (apps/dashboard): calls the APIs above through kube-client.
+    commands.append(
+        (
+            "dashboard",
+            gunicorn_command("kube_dashboard:create_app()", f"127.0.0.1:{dashboard_port(env)}"),
+        )
+    )
     commands.append(
         (
             "scheduler",
@@ -262,14 +283,16 @@ class _Child:
         )
 
 
-def _wait_ready(urls: dict[str, str], children: list[_Child], timeout: float = 90) -> None:
+def _wait_ready(
+    urls: dict[str, str], children: list[_Child], timeout: float = 90, path: str = "/readyz"
+) -> None:
     deadline = time.monotonic() + timeout
     for service, url in urls.items():
         while True:
             for child in children:
                 child.check()
             try:
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if requests.get(f"{url}{path}", timeout=2).status_code == 200:
                     break
             except requests.RequestException:
                 pass  # not listening yet, or too busy to answer in time: ask again
@@ -304,6 +327,8 @@ def run_platform(seed_demo: bool = True) -> None:
             children.append(_Child(name, argv, env, log_dir))
         urls = {s.name: f"http://127.0.0.1:{port_of(s, env)}" for s in SERVICES}
         _wait_ready(urls, children)
+        dashboard = f"http://127.0.0.1:{dashboard_port(env)}"
+        _wait_ready({"dashboard": dashboard}, children, path="/healthz")
         admin = issue_token(env["KUBE_JWT_SECRET"], sub="local-admin", roles=["admin"], region="*")
         if seed_demo:
             # Seeders that act as several people sign their tokens with it (grants' demo).
@@ -323,6 +348,7 @@ def run_platform(seed_demo: bool = True) -> None:
             from kube.walkthrough import announce
 
             print("\n" + announce(urls, env["KUBE_JWT_SECRET"], LOCAL) + "\n", flush=True)
+            print(dashboard_links(dashboard, env["KUBE_JWT_SECRET"]) + "\n", flush=True)
         else:
             print(f"\nAn admin token for every region (8 hours):\n  {admin}\n", flush=True)
         while not stopping.is_set():
@@ -337,6 +363,19 @@ def run_platform(seed_demo: bool = True) -> None:
         _stop_all([child.process for child in children])
         _stop_all(infra)
         print("Stopped.", flush=True)
+
+
+def dashboard_links(dashboard: str, secret: str) -> str:
+    """The dashboard's address and a local sign-in link per role (each fills the sign-in
+    form with that role's token; the user presses Masuk)."""
+    from kube.walkthrough import role_tokens
+
+    lines = [f"Dashboard: {dashboard}/  (sign in with a token; a link per role, 8 hours):"]
+    lines += [
+        f"  {role:<13} {dashboard}/masuk?token={token}"
+        for role, token in role_tokens(secret).items()
+    ]
+    return "\n".join(lines)
 
 
 def _stop_all(processes: list[subprocess.Popen], timeout: float = 15) -> None:
