@@ -157,21 +157,12 @@ _COMMITTING_FIXTURES = {"workers", "relay", "platform"}
 
 
 def pytest_collection_modifyitems(items):
-    """Mark each test unit, integration or e2e by what it uses (`make test-unit` etc.), and
-    run the modules with e2e tests last: their real processes commit to the suite's shared
-    databases (groups, programmes, grants), which a rolled-back test's nationwide figures
-    (a report, a total) would otherwise count; each module stays whole and in its order."""
+    """Mark each test unit, integration or e2e by what it uses (`make test-unit` etc.)."""
     for item in items:
         if item.get_closest_marker("e2e"):
             continue
         uses = set(getattr(item, "fixturenames", ()))
         item.add_marker(pytest.mark.integration if uses & _SERVER_FIXTURES else pytest.mark.unit)
-    late = {_module_of(item) for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: _module_of(item) in late)
-
-
-def _module_of(item) -> str:
-    return item.nodeid.split("::", 1)[0]
 
 
 @pytest.fixture(autouse=True)
