@@ -3,13 +3,20 @@ API, every problem pointed at its row and column."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date
 
 import marshmallow as ma
 
-from services.registry.identity import IdentityError, normalize_email, parse_nik, validate_kk
+from services.registry.identity import (
+    IdentityError,
+    normalize_email,
+    parse_nik,
+    parse_region_code,
+    validate_kk,
+)
 from services.registry.inputs import GENDERS, GroupInput, MemberInput
 from services.registry.membership import MemberProblem, MemberProblems
 from shared.errors import DomainError
@@ -79,8 +86,14 @@ def _plain_name(name: str) -> str:
 
 
 def group_key(record: dict[str, str]) -> tuple[str, str]:
-    village = re.sub(r"[.\s]", "", record.get("village_code", ""))
-    return _plain_name(record.get("group_name", "")).lower(), village
+    """Which group a row belongs to: its group name and village as written, plainly."""
+    return key_of(record.get("group_name", ""), record.get("village_code", ""))
+
+
+# The rows of a group repeat its name and village, so most rows find their key here.
+@functools.lru_cache(maxsize=4096)
+def key_of(group_name: str, village_code: str) -> tuple[str, str]:
+    return _plain_name(group_name).lower(), re.sub(r"[.\s]", "", village_code)
 
 
 def _member_input(record: dict[str, str]) -> dict[str, str]:
@@ -144,6 +157,57 @@ def _quick_member(data: dict[str, str], today: date) -> dict | None:
     }
 
 
+_PLAIN_VILLAGE = re.compile(r"[0-9]{10}")
+
+
+def _quick_group(details: dict[str, str], today: date) -> dict | None:
+    """A group's details as GroupInput loads them, when every value is plainly valid; None when
+    anything needs the schema (which then names what is wrong)."""
+    name, code = details.get("name"), details.get("region_code")
+    if name is None or code is None or not 3 <= len(name) <= 200 or not name.strip():
+        return None
+    address, business_type = details.get("address"), details.get("business_type")
+    founded = details.get("founded_on")
+    if (address is not None and len(address) > 500) or (
+        business_type is not None and len(business_type) > 100
+    ):
+        return None
+    if not _PLAIN_VILLAGE.fullmatch(code):
+        return None
+    try:
+        parse_region_code(code, level="village")
+    except IdentityError:
+        return None
+    if any(unstorable_text(value) for value in (name, address, business_type) if value):
+        return None
+    founded_on = None
+    if founded is not None:
+        if not _ISO_DATE.fullmatch(founded):
+            return None
+        try:
+            founded_on = date.fromisoformat(founded)
+        except ValueError:
+            return None
+        if founded_on > today:
+            return None
+    return {
+        "name": name,
+        "region_code": code,
+        "address": address,
+        "business_type": business_type,
+        "founded_on": founded_on,
+        "bank_account": None,
+    }
+
+
+def load_group(details: dict[str, str], today: date | None = None) -> dict:
+    """A group's details as GroupInput loads them (the same values, the same errors)."""
+    group = _quick_group(details, today or date.today())
+    if group is not None:
+        return group
+    return _group_input.load(details)
+
+
 def load_member(record: dict[str, str], today: date | None = None) -> dict:
     """A row's member as MemberInput loads it (the same values, the same errors): plainly
     valid rows by direct checks, about 40 times faster than the schema, the rest by it."""
@@ -166,7 +230,7 @@ def check_group(
     details = {"name": group.name, "region_code": first.get("village_code", "")}
     details.update({c: first[c] for c in GROUP_DETAIL_COLUMNS if c in first})
     try:
-        group.data = _group_input.load({k: v for k, v in details.items() if v})
+        group.data = load_group({k: v for k, v in details.items() if v}, today)
     except ma.ValidationError as exc:
         for entry in flatten_messages(exc.messages):
             column = _GROUP_FIELD_COLUMNS.get(entry["field"], entry["field"])

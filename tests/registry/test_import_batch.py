@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import text
 from test_imports import csv_file, group_rows
 
-from services.registry.import_check import _member_input, _member_input_schema, load_member
+from services.registry.import_check import (
+    _group_input,
+    _member_input,
+    _member_input_schema,
+    load_group,
+    load_member,
+)
 
 from registry_factories import make_nik, member_payload
 
@@ -67,6 +73,50 @@ def test_quick_member_check_loads_what_the_schema_loads(changes):
             load_member(record)
     else:
         assert load_member(record, date.today()) == expected
+
+
+_GROUP = {
+    "name": "KUBE Maju Bersama",
+    "region_code": "6472011001",
+    "address": "Jl. Mawar 1",
+    "business_type": "warung",
+    "founded_on": "2020-01-15",
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"address": None, "business_type": None, "founded_on": None},
+        {"name": "KU"},
+        {"name": "   "},
+        {"name": "K" * 201},
+        {"name": "KUBE\x00"},
+        {"address": "A" * 501},
+        {"business_type": "B" * 101},
+        {"business_type": "warung\ud800"},
+        {"region_code": "64.72.01.1001"},
+        {"region_code": "6472010001"},
+        {"region_code": "0072011001"},
+        {"region_code": "647201100"},
+        {"region_code": None},
+        {"name": None},
+        {"founded_on": "2020-1-15"},
+        {"founded_on": "2020-02-30"},
+        {"founded_on": "2999-01-01"},
+        {"founded_on": "15/01/2020"},
+    ],
+)
+def test_quick_group_check_loads_what_the_schema_loads(changes):
+    details = {k: v for k, v in {**_GROUP, **changes}.items() if v is not None}
+    try:
+        expected = _group_input.load(details)
+    except ma.ValidationError:
+        with pytest.raises(ma.ValidationError):
+            load_group(details)
+    else:
+        assert load_group(details, date.today()) == expected
 
 
 # --- An import racing a manual member creation for the same NIK ---------------------------
@@ -183,8 +233,11 @@ def test_manual_member_posted_during_an_import_is_409_when_the_import_wins(
     class HeldOutbox:
         """The registry's outbox, holding the import's transaction open once it has inserted."""
 
-        def add_prepared(self, session, event_type, payloads):
-            context.outbox.add_prepared(session, event_type, payloads)
+        def prepare(self, event_type, payloads):
+            return context.outbox.prepare(event_type, payloads)
+
+        def add_prepared(self, session, events):
+            context.outbox.add_prepared(session, events)
             inserted.set()
             release.wait(30)
 
