@@ -3,11 +3,13 @@ groups (import_batch.py), resumable after a crash and safe to run twice."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -17,8 +19,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.groups import Rules
-from services.registry.import_batch import write_batch
-from services.registry.import_check import CheckedGroup, check_group, group_key
+from services.registry.import_batch import PreparedBatch, prepare_batch, write_batch
+from services.registry.import_check import CheckedGroup, check_group, group_key, key_of
 from services.registry.models import Import, ImportChunk, import_chunk_purpose
 from services.registry.spreadsheet import NO_DATA_ROWS, Sheet, file_error
 from shared.config import env_int
@@ -168,6 +170,44 @@ def decrypted_file(db: Database, import_id: uuid.UUID, file_format: str) -> Iter
         yield Path(file.name)
 
 
+class _Writer:
+    """Writes prepared batches one at a time, in order, on a thread of its own, so that the
+    next batch is checked and prepared (Python) while the database writes this one: the
+    thread waits on PostgreSQL with the interpreter free. At most one batch is being written;
+    `submit` waits for it before handing over the next, and raises its error."""
+
+    def __init__(self, write: Callable[[PreparedBatch], None]):
+        self._write = write
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-import")
+        self._pending: Future | None = None
+
+    def submit(self, batch: PreparedBatch) -> None:
+        self.wait()
+        # The log context (correlation id) goes with the batch to the writing thread.
+        self._pending = self._executor.submit(contextvars.copy_context().run, self._write, batch)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self._pending is not None:
+                # The run stops on the reading side's error; the batch being written finishes
+                # (or rolls back) before the run reports it.
+                error = self._pending.exception()
+                if error is not None:
+                    log.error("import batch failed after the run stopped", exc_info=error)
+        finally:
+            self._executor.shutdown(wait=True)
+
+
 @dataclass
 class _Job:
     id: uuid.UUID
@@ -195,8 +235,8 @@ class _ImportRun:
         # First pass: where each group's last row is, so the second pass can check a group
         # as soon as it is complete and keep only unfinished groups in memory.
         last_row, total = {}, 0
-        for number, record in sheet.records():
-            last_row[group_key(record)] = number
+        for number, (name, village) in sheet.cells(("group_name", "village_code")):
+            last_row[key_of(name, village)] = number
             total += 1
         if total == 0:
             raise file_error(NO_DATA_ROWS)
@@ -208,25 +248,26 @@ class _ImportRun:
         batch_rows = 0
         # A redelivered run skips the groups the crashed one saved, in the same order.
         resume_rows, skipped_rows = self.progress.processed_rows, 0
-        for number, record in sheet.records():
-            key = group_key(record)
-            pending.setdefault(key, []).append((number, record))
-            if last_row[key] != number:
-                continue
-            rows = pending.pop(key)
-            if skipped_rows + len(rows) <= resume_rows:
-                skipped_rows += len(rows)
-                seen_niks.update((r["nik"], n) for n, r in rows if "nik" in r)
-                continue
-            batch.append(check_group(rows, self.job.scope, seen_niks, today))
-            batch_rows += len(rows)
-            if batch_rows >= BATCH_ROWS:
-                self._write(batch)
-                batch, batch_rows = [], 0
-        if batch:
-            self._write(batch)
+        with _Writer(self._write) as writer:
+            for number, record in sheet.records():
+                key = group_key(record)
+                pending.setdefault(key, []).append((number, record))
+                if last_row[key] != number:
+                    continue
+                rows = pending.pop(key)
+                if skipped_rows + len(rows) <= resume_rows:
+                    skipped_rows += len(rows)
+                    seen_niks.update((r["nik"], n) for n, r in rows if "nik" in r)
+                    continue
+                batch.append(check_group(rows, self.job.scope, seen_niks, today))
+                batch_rows += len(rows)
+                if batch_rows >= BATCH_ROWS:
+                    writer.submit(prepare_batch(batch, self.outbox))
+                    batch, batch_rows = [], 0
+            if batch:
+                writer.submit(prepare_batch(batch, self.outbox))
 
-    def _write(self, groups: list[CheckedGroup]) -> None:
+    def _write(self, batch: PreparedBatch) -> None:
         """Write a batch of groups and the progress they make in one transaction, so a run
         that resumes after a crash knows exactly which groups are written."""
         for attempt in range(1, RACE_RETRIES + 1):
@@ -236,7 +277,7 @@ class _ImportRun:
                     outcomes = write_batch(
                         session,
                         self.outbox,
-                        groups,
+                        batch,
                         self.rules,
                         scope=self.job.scope,
                         actor=self.job.actor,

@@ -166,6 +166,22 @@ class Sheet:
             raise file_error("the file is empty")
         return header_columns(first[1])
 
+    def cells(self, names: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """The rows `records` yields, with only the named columns' text ("" when empty): a
+        cheaper pass over a CSV for what needs a few columns."""
+        if self.file_format != "csv":
+            for number, record in self.records():
+                yield number, tuple(record.get(name, "") for name in names)
+            return
+        known = list(self.columns.values())
+        wanted = [self.columns[name] for name in names]
+        rows = self._raw_rows()
+        next(rows)  # the header, checked already
+        for number, row in rows:
+            width = len(row)
+            if any(row[index].strip() for index in known if index < width):
+                yield number, tuple(row[index].strip() if index < width else "" for index in wanted)
+
     def records(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Each data row that is not blank: its row number and its known columns as text."""
         columns = list(self.columns.items())

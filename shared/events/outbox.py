@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import redis
 from sqlalchemy import insert, select
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from shared.config import queue_name
 from shared.db import Database, utcnow
 from shared.events.envelope import checked_payload, new_envelope
-from shared.events.signing import sign
+from shared.events.signing import sign, signed_json
 from shared.events.subscriptions import Subscriptions
 from shared.logs import correlation_id_var
 
@@ -27,6 +27,15 @@ _PENDING_KEY = "kube_outbox_pending"
 def wake_key(queue_prefix: str, service: str) -> str:
     """The Redis list the relay of `service` blocks on between batches."""
     return f"{queue_prefix}:relay-wake:{service}"
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """An event signed and encoded ahead of its transaction (Outbox.prepare)."""
+
+    id: str
+    event_type: str
+    envelope_json: str
 
 
 class Outbox:
@@ -85,33 +94,43 @@ class Outbox:
             session.info[_PENDING_KEY] = True
         return envelopes
 
-    def add_prepared(self, session: Session, event_type: str, payloads: list[dict]) -> None:
-        """Record many events of one type with one COPY (bulk imports). The payloads are
-        JSON-ready and made by one function from checked data: the first is checked against
-        the contract and must come out of it unchanged, so a builder that drifts from the
-        contract fails the whole batch; checking each one would cost more than the rest of
-        the import together."""
+    def prepare(self, event_type: str, payloads: list[dict]) -> list[PreparedEvent]:
+        """Signed events of one type, ready for `add_prepared` (bulk imports, which make them
+        before their transaction begins). The payloads are JSON-ready and made by one function
+        from checked data: the first is checked against the contract and must come out of it
+        unchanged, so a builder that drifts from the contract fails the whole batch; checking
+        each one would cost more than the rest of the import together."""
         self._check_declared(event_type)
         if not payloads:
-            return
+            return []
         if checked_payload(event_type, payloads[0]) != payloads[0]:
             raise ValueError(f"{event_type} payloads are not in their contract's form")
         correlation_id = correlation_id_var.get()
+        prepared = []
+        for payload in payloads:
+            envelope = new_envelope(
+                event_type,
+                payload,
+                source=self.service,
+                correlation_id=correlation_id,
+                checked=False,
+            )
+            prepared.append(
+                PreparedEvent(envelope["id"], event_type, signed_json(envelope, self.signing_key))
+            )
+        return prepared
+
+    def add_prepared(self, session: Session, events: list[PreparedEvent]) -> None:
+        """Record events made by `prepare` in `session` with one COPY."""
+        if not events:
+            return
         now = utcnow()
         cursor = session.connection().connection.driver_connection.cursor()
         table = self.model.__table__.name
         columns = "id, event_type, envelope, created_at, attempts"
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for payload in payloads:
-                envelope = new_envelope(
-                    event_type,
-                    payload,
-                    source=self.service,
-                    correlation_id=correlation_id,
-                    checked=False,
-                )
-                envelope["signature"] = sign(envelope, self.signing_key)
-                copy.write_row((envelope["id"], event_type, json.dumps(envelope), now, 0))
+            for event in events:
+                copy.write_row((event.id, event.event_type, event.envelope_json, now, 0))
         session.info[_PENDING_KEY] = True
 
     def _check_declared(self, event_type: str) -> None:

@@ -18,6 +18,14 @@ def sign(envelope: dict, key: str) -> str:
     return hmac.new(key.encode(), _canonical(envelope), hashlib.sha256).hexdigest()
 
 
+def signed_json(envelope: dict, key: str) -> str:
+    """The envelope with its signature, as JSON text, encoding it once: the signed bytes with
+    the signature added as a last key."""
+    canonical = _canonical(envelope)
+    signature = hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+    return f'{canonical[:-1].decode()},"signature":"{signature}"}}'
+
+
 def signed_by(envelope: dict, keys: tuple[str, ...]) -> bool:
     """Whether any of `keys` (the current one first, then those being rotated out) signed it."""
     signature = envelope.get("signature")
