@@ -33,10 +33,10 @@ from shared.scope import RegionScope
 GROUP_LOCK_SPACE = 0x4B554245  # "KUBE"
 
 _STAGING = """
-DROP TABLE IF EXISTS import_groups_staging, import_members_staging;
+DROP TABLE IF EXISTS import_groups_staging;
 CREATE TEMPORARY TABLE import_groups_staging (
     group_index integer PRIMARY KEY,
-    id text NOT NULL,
+    id uuid NOT NULL,
     name text NOT NULL,
     name_lower text NOT NULL,
     lock_key text NOT NULL,
@@ -45,30 +45,12 @@ CREATE TEMPORARY TABLE import_groups_staging (
     business_type text,
     founded_on date
 ) ON COMMIT DROP;
-CREATE TEMPORARY TABLE import_members_staging (
-    group_index integer NOT NULL,
-    member_index integer NOT NULL,
-    id text NOT NULL,
-    nik_encrypted bytea NOT NULL,
-    nik_hash bytea NOT NULL,
-    kk_encrypted bytea NOT NULL,
-    kk_hash bytea NOT NULL,
-    name text NOT NULL,
-    gender text NOT NULL,
-    birth_date date NOT NULL,
-    phone text,
-    email text,
-    language text NOT NULL,
-    role text NOT NULL,
-    village_code text NOT NULL,
-    created_at timestamptz NOT NULL
-) ON COMMIT DROP;
 """
-# The staging tables' columns and their types, for a binary COPY (a third of the client's
-# work of a text COPY, which must escape every byte string). Ids are staged as text.
+# The staging table's columns and their types, for a binary COPY (a third of the client's
+# work of a text COPY, which must escape every byte string).
 _GROUP_COLUMNS = {
     "group_index": "int4",
-    "id": "text",
+    "id": "uuid",
     "name": "text",
     "name_lower": "text",
     "lock_key": "text",
@@ -77,10 +59,10 @@ _GROUP_COLUMNS = {
     "business_type": "text",
     "founded_on": "date",
 }
+# The members of accepted groups go straight into `members`, in these columns and types.
 _MEMBER_COLUMNS = {
-    "group_index": "int4",
-    "member_index": "int4",
-    "id": "text",
+    "id": "uuid",
+    "group_id": "uuid",
     "nik_encrypted": "bytea",
     "nik_hash": "bytea",
     "kk_encrypted": "bytea",
@@ -93,7 +75,10 @@ _MEMBER_COLUMNS = {
     "language": "text",
     "role": "text",
     "village_code": "text",
+    "active": "bool",
+    "version": "int4",
     "created_at": "timestamptz",
+    "updated_at": "timestamptz",
 }
 # Locks taken in one order, so two runs locking overlapping groups cannot deadlock.
 _LOCK_GROUPS = """
@@ -118,29 +103,20 @@ SELECT DISTINCT s.region_code FROM import_groups_staging AS s
 WHERE EXISTS (SELECT 1 FROM regions)
   AND NOT EXISTS (SELECT 1 FROM regions AS r WHERE r.code = s.region_code)
 """
+# The batch's NIKs (keyed hashes, with their groups' positions) already in an active group.
 _TAKEN_NIKS = """
 SELECT s.group_index, s.nik_hash, g.id, g.name, g.region_code
-FROM import_members_staging AS s
+FROM unnest(CAST(:group_indexes AS integer[]), CAST(:nik_hashes AS bytea[]))
+     AS s (group_index, nik_hash)
 JOIN members AS m ON m.nik_hash = s.nik_hash AND m.active
 JOIN groups AS g ON g.id = m.group_id
 """
 _INSERT_GROUPS = """
 INSERT INTO groups (id, name, region_code, address, business_type, founded_on, status,
                     version, created_by, created_at, updated_at)
-SELECT id::uuid, name, region_code, address, business_type, founded_on, 'draft', 1, :actor,
+SELECT id, name, region_code, address, business_type, founded_on, 'draft', 1, :actor,
        :now, :now
 FROM import_groups_staging WHERE group_index = ANY(:accepted)
-"""
-_INSERT_MEMBERS = """
-INSERT INTO members (id, group_id, nik_encrypted, nik_hash, kk_encrypted, kk_hash, name,
-                     gender, birth_date, phone, email, language, role, village_code, active,
-                     version, created_at, updated_at)
-SELECT m.id::uuid, g.id::uuid, m.nik_encrypted, m.nik_hash, m.kk_encrypted, m.kk_hash, m.name,
-       m.gender, m.birth_date, m.phone, m.email, m.language, m.role, m.village_code, true, 1,
-       m.created_at, m.created_at
-FROM import_members_staging AS m
-JOIN import_groups_staging AS g USING (group_index)
-WHERE m.group_index = ANY(:accepted)
 """
 
 
@@ -163,7 +139,9 @@ class PreparedBatch:
     groups: list[CheckedGroup]
     valid: list[int]
     group_rows: list[tuple]
+    # The rows of `members`, each group's together: group i's are member_rows[slice_of[i]].
     member_rows: list[list]
+    slice_of: dict[int, slice]
     # Per group: the index of the member with each NIK hash, to point a taken NIK at its row.
     nik_index: dict[int, dict[bytes, int]]
     events: dict[int, PreparedEvent]
@@ -204,7 +182,7 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
     valid = [i for i, g in enumerate(groups) if not g.errors]
     now = utcnow()
     new_ids = _random_ids(len(valid) + sum(len(groups[i].members) for i in valid))
-    group_rows, member_rows, nik_index, payloads = [], [], {}, []
+    group_rows, member_rows, slice_of, nik_index, payloads = [], [], {}, {}, []
     offset = 0
     for i in valid:
         group = groups[i]
@@ -226,16 +204,19 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
             )
         )
         index_of = nik_index[i] = {}
+        first = len(member_rows)
         members = []
         for index, (_, member) in enumerate(group.members):
             nik_hash = nik_lookup(member["nik"])
             index_of.setdefault(nik_hash, index)
             member_id = next(new_ids)
+            # One after the other, as they join: the group's snapshot lists them so.
+            joined = now + timedelta(microseconds=offset)
+            offset += 1
             member_rows.append(
                 [
-                    i,
-                    index,
                     member_id,
+                    group_id,
                     member["nik"],
                     nik_hash,
                     member["kk_number"],
@@ -248,14 +229,15 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
                     member["language"],
                     member["role"],
                     member.get("village_code") or region_code,
-                    # One after the other, as they join: the group's snapshot lists them so.
-                    now + timedelta(microseconds=offset),
+                    True,
+                    1,
+                    joined,
+                    joined,
                 ]
             )
-            offset += 1
             members.append(
                 {
-                    "member_id": member_id,
+                    "member_id": str(member_id),
                     "name": member["name"],
                     "role": member["role"],
                     "nik_masked": mask_nik(member["nik"]),
@@ -264,16 +246,23 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
                     "language": member["language"],
                 }
             )
-        payloads.append(_registered_payload(group_id, group, members))
+        slice_of[i] = slice(first, len(member_rows))
+        payloads.append(_registered_payload(str(group_id), group, members))
     # NIK and No. KK stored as the Member model stores them (models.py), encrypted in bulk.
     keys = data_keys()
-    niks = keys.encrypt_many([row[3] for row in member_rows], purpose=NIK_PURPOSE)
-    kks = keys.encrypt_many([row[5] for row in member_rows], purpose=KK_PURPOSE)
+    niks = keys.encrypt_many([row[2] for row in member_rows], purpose=NIK_PURPOSE)
+    kks = keys.encrypt_many([row[4] for row in member_rows], purpose=KK_PURPOSE)
     for row, nik, kk in zip(member_rows, niks, kks, strict=True):
-        row[3], row[5] = nik, kk
+        row[2], row[4] = nik, kk
     events = outbox.prepare("group.registered", payloads)
     return PreparedBatch(
-        groups, valid, group_rows, member_rows, nik_index, dict(zip(valid, events, strict=True))
+        groups,
+        valid,
+        group_rows,
+        member_rows,
+        slice_of,
+        nik_index,
+        dict(zip(valid, events, strict=True)),
     )
 
 
@@ -302,13 +291,14 @@ def write_batch(
     if not candidates:
         return outcomes
     missing_villages = set(session.scalars(text(_MISSING_VILLAGES)))
-    staged = batch.member_rows
-    if existing:
-        staged = [row for row in staged if row[0] not in existing]
-    _copy(session, "import_members_staging", _MEMBER_COLUMNS, staged)
+    group_indexes, nik_hashes = [], []
+    for i in candidates:
+        hashes = batch.nik_index[i]
+        group_indexes.extend([i] * len(hashes))
+        nik_hashes.extend(hashes)
     taken: dict[int, list[MemberProblem]] = {}
     for group_index, nik_hash, other_id, other_name, other_region in session.execute(
-        text(_TAKEN_NIKS)
+        text(_TAKEN_NIKS), {"group_indexes": group_indexes, "nik_hashes": nik_hashes}
     ):
         other = _OtherGroup(other_id, other_name, other_region)
         index = batch.nik_index[group_index][bytes(nik_hash)]
@@ -335,22 +325,25 @@ def write_batch(
         return outcomes
     values = {"accepted": accepted, "actor": actor, "now": utcnow()}
     session.execute(text(_INSERT_GROUPS), values)
-    session.execute(text(_INSERT_MEMBERS), values)
+    _copy(
+        session,
+        "members",
+        _MEMBER_COLUMNS,
+        (row for i in accepted for row in batch.member_rows[batch.slice_of[i]]),
+    )
     outbox.add_prepared(session, [batch.events[i] for i in accepted])
     return outcomes
 
 
 def _random_ids(count: int):
-    """`count` random (version 4) UUIDs as text, from one read of urandom: uuid.uuid4() costs
-    more than the rest of a member's row."""
+    """`count` random (version 4) UUIDs from one read of urandom: uuid.uuid4() reads it for
+    each, which costs more than the rest of a member's row."""
     raw = bytearray(os.urandom(16 * count))
     for offset in range(0, len(raw), 16):
         raw[offset + 6] = raw[offset + 6] & 0x0F | 0x40
         raw[offset + 8] = raw[offset + 8] & 0x3F | 0x80
-    text = raw.hex()
-    for offset in range(0, len(text), 32):
-        h = text[offset : offset + 32]
-        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    for offset in range(0, len(raw), 16):
+        yield uuid.UUID(bytes=bytes(raw[offset : offset + 16]))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -287,10 +288,12 @@ class _ImportRun:
                     session.execute(
                         update(Import).where(Import.id == self.job.id).values(**progress.columns())
                     )
-            except IntegrityError as exc:
+            except (IntegrityError, psycopg.IntegrityError) as exc:
                 # A NIK joined another active group between the check and the insert: check
-                # again, and that group is refused like any other whose NIK is taken.
-                name = getattr(exc.orig.diag, "constraint_name", "") if exc.orig else ""
+                # again, and that group is refused like any other whose NIK is taken. (The
+                # members' COPY raises the driver's own error, statements SQLAlchemy's.)
+                error = exc.orig if isinstance(exc, IntegrityError) else exc
+                name = getattr(getattr(error, "diag", None), "constraint_name", "")
                 if name != "uq_members_active_nik" or attempt == RACE_RETRIES:
                     raise
                 continue
