@@ -103,13 +103,18 @@ SELECT DISTINCT s.region_code FROM import_groups_staging AS s
 WHERE EXISTS (SELECT 1 FROM regions)
   AND NOT EXISTS (SELECT 1 FROM regions AS r WHERE r.code = s.region_code)
 """
-# The batch's NIKs (keyed hashes, with their groups' positions) already in an active group.
+# Which of the batch's NIKs (keyed hashes) are already in an active group, and which group:
+# one index probe per NIK (a join would let the planner scan every member instead), the
+# hashes sent as one binary array (psycopg formats it in C; as text, in Python).
 _TAKEN_NIKS = """
-SELECT s.group_index, s.nik_hash, g.id, g.name, g.region_code
-FROM unnest(CAST(:group_indexes AS integer[]), CAST(:nik_hashes AS bytea[]))
-     AS s (group_index, nik_hash)
-JOIN members AS m ON m.nik_hash = s.nik_hash AND m.active
-JOIN groups AS g ON g.id = m.group_id
+SELECT s.nik_hash, found.id, found.name, found.region_code
+FROM unnest(CAST(%b AS bytea[])) AS s (nik_hash)
+CROSS JOIN LATERAL (
+    SELECT g.id, g.name, g.region_code
+    FROM members AS m JOIN groups AS g ON g.id = m.group_id
+    WHERE m.nik_hash = s.nik_hash AND m.active
+    LIMIT 1
+) AS found
 """
 _INSERT_GROUPS = """
 INSERT INTO groups (id, name, region_code, address, business_type, founded_on, status,
@@ -291,16 +296,15 @@ def write_batch(
     if not candidates:
         return outcomes
     missing_villages = set(session.scalars(text(_MISSING_VILLAGES)))
-    group_indexes, nik_hashes = [], []
-    for i in candidates:
-        hashes = batch.nik_index[i]
-        group_indexes.extend([i] * len(hashes))
-        nik_hashes.extend(hashes)
+    # A NIK is in one group of a batch at most: check_group refuses a NIK seen before.
+    group_of = {nik_hash: i for i in candidates for nik_hash in batch.nik_index[i]}
     taken: dict[int, list[MemberProblem]] = {}
-    for group_index, nik_hash, other_id, other_name, other_region in session.execute(
-        text(_TAKEN_NIKS), {"group_indexes": group_indexes, "nik_hashes": nik_hashes}
+    cursor = session.connection().connection.driver_connection.cursor()
+    for nik_hash, other_id, other_name, other_region in cursor.execute(
+        _TAKEN_NIKS, [list(group_of)]
     ):
         other = _OtherGroup(other_id, other_name, other_region)
+        group_index = group_of[bytes(nik_hash)]
         index = batch.nik_index[group_index][bytes(nik_hash)]
         taken.setdefault(group_index, []).append(
             MemberProblem(index, "nik", taken_message(scope, other))
