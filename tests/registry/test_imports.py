@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text, update
 
 from registry_factories import make_nik, member_payload
-from support import wait_until
+from support import outbox_events, wait_until
 
 IMPORTS = "/api/v1/imports"
 COLUMNS = [
@@ -114,6 +114,34 @@ def test_good_csv_creates_every_group_with_its_members(upload, finished, groups_
         assert group["status"] == "draft" and group["region_code"] == "6472011001"
         assert group["member_count"] == 5 and group["business_type"] == "tempe"
         assert set(group["officers"]) == {"ketua", "sekretaris", "bendahara"}
+
+
+def test_each_imported_group_has_the_signed_event_its_stored_rows_make(
+    apps, upload, finished, groups_named, unique
+):
+    """The import writes ids, NIKs and events in bulk: the event names exactly the group and
+    members stored, as group_snapshot makes it from the rows, signed by the registry."""
+    from sqlalchemy import select
+
+    from services.registry.groups import group_snapshot
+    from services.registry.models import Group, Member
+    from shared.events.envelope import checked_payload
+    from shared.events.signing import signed_by
+
+    name = unique("KUBE Snapshot")
+    assert finished(upload(csv_file(group_rows(name))))["groups_created"] == 1
+    (listed,) = groups_named(name)
+    (event,) = outbox_events(apps["registry"], listed["id"])
+    context = apps["registry"].extensions["kube"]
+    with context.db.transaction() as session:
+        group = session.get(Group, uuid.UUID(listed["id"]))
+        members = session.scalars(
+            select(Member).where(Member.group_id == group.id).order_by(Member.created_at)
+        ).all()
+        expected = checked_payload("group.registered", {"group": group_snapshot(group, members)})
+    assert event["type"] == "group.registered" and event["payload"] == expected
+    assert [m["role"] for m in expected["group"]["members"]] == list(ROLES)
+    assert signed_by(event, (context.outbox.signing_key,))
 
 
 def test_the_same_file_imported_again_duplicates_nothing(upload, finished, groups_named, unique):
