@@ -264,3 +264,62 @@ def test_manual_member_posted_during_an_import_is_409_when_the_import_wins(
     assert result["status"] == "done" and result["created"] == 1 and result["errors"] == []
     found = clients["registry"].get("/api/v1/groups", query_string={"q": name}, headers=officer)
     assert found.json["items"][0]["member_count"] == 5
+
+
+# --- The writing thread: batches in order, its errors raised, the interpreter restored --------
+
+
+def test_the_writer_writes_batches_in_order_and_restores_the_switch_interval():
+    import sys
+
+    from services.registry.import_run import _Writer
+
+    before = sys.getswitchinterval()
+    written, threads = [], set()
+
+    def write(batch):
+        time.sleep(0.01)
+        threads.add(threading.get_ident())
+        written.append(batch)
+
+    with _Writer(write) as writer:
+        for batch in range(5):
+            writer.submit(batch)
+    assert written == [0, 1, 2, 3, 4]
+    assert threads and threading.get_ident() not in threads
+    assert sys.getswitchinterval() == before
+
+
+def test_a_failed_write_stops_the_run_with_its_error():
+    import sys
+
+    from services.registry.import_run import _Writer
+
+    before = sys.getswitchinterval()
+    written = []
+
+    def write(batch):
+        if batch == 1:
+            raise RuntimeError("batch 1 failed")
+        written.append(batch)
+
+    with pytest.raises(RuntimeError, match="batch 1 failed"), _Writer(write) as writer:
+        for batch in range(5):
+            writer.submit(batch)
+    assert written == [0]  # nothing after the failed batch is written
+    assert sys.getswitchinterval() == before
+
+
+def test_a_reading_error_waits_for_the_batch_being_written():
+    from services.registry.import_run import _Writer
+
+    written = []
+
+    def write(batch):
+        time.sleep(0.2)
+        written.append(batch)
+
+    with pytest.raises(ValueError, match="bad row"), _Writer(write) as writer:
+        writer.submit(0)
+        raise ValueError("bad row")
+    assert written == [0]
