@@ -13,8 +13,9 @@ applications' steps in notifications. It then runs the three APIs, the dashboard
 bench/baseline.py under gunicorn as `make run` does, signs in through the dashboard's own
 sign-in form once per role, and times each page from a requests.Session holding the session
 cookie, one request after another (and the overview with a few clients at once). The
-overview's report calls are also timed alone, through the Python client, to show how much
-of a page is the APIs. Figures are printed, never asserted; one table closes the output.
+report calls of the overview and of the comparison are also timed alone, through the
+Python client, to show how much of a page is the APIs. Figures are printed, never
+asserted; one table closes the output.
 
     .venv/bin/python bench/dashboard.py --help
     .venv/bin/python bench/dashboard.py --groups 2000 --applications 2000 --messages 5000 \\
@@ -111,7 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, with every default documented in --help."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Smoke run: --groups 2000 --applications 2000 --messages 5000 --requests 5",
+        epilog="Smoke run (about 40 s): --groups 2000 --applications 2000 --messages 5000 "
+        "--requests 5. The figures of a full run are in docs/performance.md.",
     )
     parser.add_argument(
         "--groups", type=int, default=100_000, help="groups in the registry (default %(default)s)"
@@ -1803,7 +1805,7 @@ def measure_api_parts(servers: Servers, people, args, report: Report) -> None:
 
 def print_summary(report: Report, facts: list[tuple[str, str]], args) -> None:
     """The closing Markdown tables: each page beside the bare route and the target, where the
-    overview's time goes, the data set, the machine."""
+    time goes (the bare route, the report calls alone), the data set, the machine."""
     print("\n## Results\n")
     print(
         f"{args.groups:,} groups of {args.members_per_group} members, {args.applications:,} "
