@@ -19,8 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # In the order they run: the registry's reads and import, the event path, the grant
-# workflow, notifications, and the registry at 1,000,000 members.
-SCRIPTS = ("registry", "events", "grants", "notifications", "scale")
+# workflow, notifications, the registry at 1,000,000 members, and the dashboard's pages at
+# 100,000 groups and 100,000 applications.
+SCRIPTS = ("registry", "events", "grants", "notifications", "scale", "dashboard")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Numeric, cast, exists, func, literal_column, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Numeric,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.notifications.models import Contact, Message, OptOut, RecipientGroup
@@ -21,9 +31,13 @@ LEVELS = {"province": 2, "regency": 4, "district": 6}
 STATUSES = ("queued", "sending", "sent", "delivered", "failed")
 # A provider took the message and no failure was reported: what a member can have read.
 ACCEPTED = ("sent", "delivered")
-# A message to a member carries the member's id; an office mailbox's carries its address.
-_MEMBER_KEY = Message.recipient_key.regexp_match(
-    "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# A message to a member carries the member's id (a UUID); an office mailbox's carries its
+# address, or `mailbox:<role>` when no mailbox was found. A UUID's shape (36 characters,
+# dashes where a UUID has them) and no `@` tell them apart: as a regular expression the same
+# test took half of a nationwide reach report (3 µs a message).
+_MEMBER_KEY = and_(
+    Message.recipient_key.like("________-____-____-____-____________"),
+    Message.recipient_key.not_like("%@%"),
 )
 
 

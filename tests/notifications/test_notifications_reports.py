@@ -196,6 +196,29 @@ def test_reach_counts_distinct_members_and_groups_reached_not_office_mailboxes(
     assert period["until"].startswith("2026-01-06")
 
 
+def test_reach_counts_members_not_what_else_a_message_was_addressed_to(clients, auth, apps):
+    group_id, _, _ = reachable_group(apps, members=1, region_code="6495011001")
+    member_id = members_of(apps, group_id)[0][0]
+    for key, channel in (
+        (member_id, "sms"),
+        ("kantor-6495@dinsos.kaltimprov.go.id", "email"),
+        # No mailbox for the responsible role: a failed message names the role instead.
+        ("mailbox:verifikator", "email"),
+    ):
+        stored_message(
+            apps,
+            group_id=group_id,
+            region_code="6495011001",
+            recipient_key=key,
+            recipient=key,
+            status="sent",
+            channel=channel,
+        )
+    answer = get(clients, auth, REACH, "region=6495").json
+    assert answer["total"]["members_messaged"] == 1
+    assert answer["total"]["members_reached"] == 1
+
+
 def test_opt_outs_are_counted_among_members_and_never_show_a_number(clients, auth, seeded):
     answer = get(clients, auth, OPT_OUTS, "level=district&region=6498", "auditor")
     assert answer.status_code == 200, answer.json
