@@ -300,3 +300,15 @@ def test_a_custom_session_carries_the_calls(httpserver):
 def test_a_service_without_a_base_url_cannot_be_called():
     with pytest.raises(ValueError, match="notifications"):
         KubeClient(registry="http://127.0.0.1:1", token="t").notifications.get_message("m1")
+
+
+def test_a_copy_calls_the_same_services_with_the_same_token_on_its_own_session(httpserver, client):
+    httpserver.expect_request("/api/v1/groups/g1", method="GET").respond_with_json({"id": "g1"})
+    with client.copy() as copy:
+        assert copy.transport.session is not client.transport.session
+        assert copy.registry.get_group("g1") == {"id": "g1"}
+    # Closing the copy leaves the original working.
+    assert client.registry.get_group("g1") == {"id": "g1"}
+    first, second = sent(httpserver, "/api/v1/groups/g1")
+    assert first.headers["Authorization"] == second.headers["Authorization"]
+    assert first.headers["Authorization"] == "Bearer t0ken"

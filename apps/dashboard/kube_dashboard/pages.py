@@ -7,6 +7,8 @@ and its CSV or XLSX are the same rows."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from itertools import islice
@@ -123,6 +125,33 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:5] + "*" * (len(phone) - 8) + phone[-3:]
 
 
+# Calls made at once
+
+
+def at_once(
+    client: KubeClient, calls: Mapping[Hashable, Callable[[KubeClient], Any]]
+) -> dict[Hashable, Any]:
+    """Each call made at the same time, on a copy of `client` of its own: a page is its API
+    calls, and one after another their times add up (the comparison's fourteen reports took
+    1.3 s at 100,000 groups, docs/performance.md). The answers by key; a call that raised
+    answers its exception, for the caller to raise or to show."""
+
+    def call_with_own_client(call: Callable[[KubeClient], Any]) -> Any:
+        with client.copy() as own:
+            return call(own)
+
+    with ThreadPoolExecutor(max_workers=max(len(calls), 1)) as pool:
+        futures = {key: pool.submit(call_with_own_client, call) for key, call in calls.items()}
+    return {key: future.exception() or future.result() for key, future in futures.items()}
+
+
+def _raise_first(answers: dict[Hashable, Any]) -> dict[Hashable, Any]:
+    for answer in answers.values():
+        if isinstance(answer, BaseException):
+            raise answer
+    return answers
+
+
 # Overview
 
 
@@ -130,10 +159,22 @@ def overview(client: KubeClient, region: str, period: str) -> Page:
     """Groups, the grant pipeline, budget absorption and message reach, per child region."""
     level = child_level(region)
     since = period_since(period)
-    groups = client.registry.report_groups(level=level, region=_opt(region))
-    pipeline = client.grants.report_pipeline(level=level, region=_opt(region))
-    budgets = client.grants.report_budgets(region=_opt(region))
-    reach = client.notifications.report_reach(level=level, region=_opt(region), since=since)
+    scoped = _opt(region)
+    answers = _raise_first(
+        at_once(
+            client,
+            {
+                "groups": lambda c: c.registry.report_groups(level=level, region=scoped),
+                "pipeline": lambda c: c.grants.report_pipeline(level=level, region=scoped),
+                "budgets": lambda c: c.grants.report_budgets(region=scoped),
+                "reach": lambda c: c.notifications.report_reach(
+                    level=level, region=scoped, since=since
+                ),
+            },
+        )
+    )
+    groups, pipeline = answers["groups"], answers["pipeline"]
+    budgets, reach = answers["budgets"], answers["reach"]
     page = Page("ringkasan", region, level, extra={"since": since, "period": period})
 
     total = groups["total"]
@@ -528,15 +569,24 @@ MEASURES: tuple[tuple[str, str], ...] = (
 )
 
 
-def region_measures(client: KubeClient, region: str, since: str | None) -> dict[str, Any]:
-    """The comparison's measures of one region, each from its own service's report."""
-    groups = client.registry.report_groups(region=region)["total"]
-    visits = client.registry.report_visits(region=region)["total"]
-    revenue = client.registry.report_revenue(region=region)["total"]
-    flow = client.grants.report_pipeline(region=region)
-    overdue = client.grants.report_overdue(region=region)["total"]
-    money = client.grants.report_budgets(region=region)["total"]
-    reach = client.notifications.report_reach(region=region, since=since)["total"]
+def _measure_calls(region: str, since: str | None) -> dict[str, Callable[[KubeClient], Any]]:
+    """The reports the comparison reads of one region, each from its own service."""
+    return {
+        "groups": lambda c: c.registry.report_groups(region=region)["total"],
+        "visits": lambda c: c.registry.report_visits(region=region)["total"],
+        "revenue": lambda c: c.registry.report_revenue(region=region)["total"],
+        "flow": lambda c: c.grants.report_pipeline(region=region),
+        "overdue": lambda c: c.grants.report_overdue(region=region)["total"],
+        "money": lambda c: c.grants.report_budgets(region=region)["total"],
+        "reach": lambda c: c.notifications.report_reach(region=region, since=since)["total"],
+    }
+
+
+def _measures(answers: dict[str, Any]) -> dict[str, Any]:
+    """The comparison's measures of one region, from its reports."""
+    groups, flow = answers["groups"], answers["flow"]
+    overdue, money = answers["overdue"], answers["money"]
+    visits, revenue, reach = answers["visits"], answers["revenue"], answers["reach"]
     return {
         "groups": groups["groups"],
         "groups_active": (groups.get("by_status") or {}).get("active", 0),
@@ -554,19 +604,36 @@ def region_measures(client: KubeClient, region: str, since: str | None) -> dict[
     }
 
 
+def region_measures(client: KubeClient, region: str, since: str | None) -> dict[str, Any]:
+    """The comparison's measures of one region, each from its own service's report."""
+    return _measures(_raise_first(at_once(client, _measure_calls(region, since))))
+
+
 def compare(client: KubeClient, a: str, b: str, period: str) -> Page:
     """The same measures for two regions; a side the token may not see says so politely."""
     since = period_since(period)
     page = Page("bandingkan", "", extra={"a": a, "b": b, "since": since, "period": period})
     sides: dict[str, dict[str, Any] | None] = {}
     refusals: dict[str, ProblemError] = {}
-    for key, code in (("a", a), ("b", b)):
-        try:
-            sides[key] = region_measures(client, code, since)
-        except ProblemError as refused:
-            if refused.status == 401:
-                raise  # the token itself is no longer good: back to sign-in
+    # Both sides' reports at once.
+    calls = {
+        (key, name): call
+        for key, code in (("a", a), ("b", b))
+        for name, call in _measure_calls(code, since).items()
+    }
+    answers = at_once(client, calls)
+    for key in ("a", "b"):
+        side = {name: answers[(key, name)] for (of, name) in calls if of == key}
+        errors = [answer for answer in side.values() if isinstance(answer, BaseException)]
+        refused = next((e for e in errors if isinstance(e, ProblemError)), None)
+        if refused is not None and refused.status == 401:
+            raise refused  # the token itself is no longer good: back to sign-in
+        if refused is None and errors:
+            raise errors[0]
+        if refused is not None:
             sides[key], refusals[key] = None, refused
+        else:
+            sides[key] = _measures(side)
     page.extra["refusals"] = refusals
     rows = []
     for measure, kind in MEASURES:

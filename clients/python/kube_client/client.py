@@ -83,6 +83,17 @@ class KubeClient:
             timeout=timeout,
         )
 
+    def copy(self) -> KubeClient:
+        """A client for the same services with the same token and retry settings, on an HTTP
+        session of its own: for calls made at the same time from several threads (a
+        requests.Session is not made to be shared between threads). Close it when done."""
+        clone = object.__new__(KubeClient)
+        clone.transport = self.transport.with_session(requests.Session())
+        clone.registry = Registry(clone.transport)
+        clone.grants = Grants(clone.transport)
+        clone.notifications = Notifications(clone.transport)
+        return clone
+
     def close(self) -> None:
         """Close the HTTP session's connections."""
         self.transport.session.close()

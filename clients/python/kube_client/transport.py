@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import uuid
@@ -61,6 +62,12 @@ class Transport:
         self.session = session if session is not None else requests.Session()
         self.user_agent = user_agent or f"kube-client/{__version__}"
         self.sleep = sleep
+
+    def with_session(self, session: requests.Session) -> Transport:
+        """The same transport on another HTTP session."""
+        other = copy.copy(self)
+        other.session = session
+        return other
 
     def url(self, service: str, path: str) -> str:
         if service not in self.base_urls:
