@@ -1705,7 +1705,7 @@ def overview_calls(client: KubeClient, region: str) -> list[tuple[str, Callable[
 
 
 def comparison_calls(client: KubeClient, region: str) -> list[tuple[str, Callable[[], object]]]:
-    """One side of the comparison: the report calls of pages.region_measures, in its order."""
+    """One side of the comparison: the report calls pages.compare makes for one region."""
     since = pages.period_since(pages.DEFAULT_PERIOD)
     return [
         (f"{region} registry groups", lambda: client.registry.report_groups(region=region)),

@@ -604,11 +604,6 @@ def _measures(answers: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def region_measures(client: KubeClient, region: str, since: str | None) -> dict[str, Any]:
-    """The comparison's measures of one region, each from its own service's report."""
-    return _measures(_raise_first(at_once(client, _measure_calls(region, since))))
-
-
 def compare(client: KubeClient, a: str, b: str, period: str) -> Page:
     """The same measures for two regions; a side the token may not see says so politely."""
     since = period_since(period)
