@@ -49,6 +49,8 @@ from types import SimpleNamespace
 import psycopg
 import redis
 import requests
+from notifications import Comparison
+from notifications import Report as NotificationsReport
 
 # Helpers of the other benchmarks, beside this script (run as `python bench/dashboard.py`).
 from registry import (
@@ -213,46 +215,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- Output ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One row of the closing table: a figure, its baseline, their ratio and the target."""
-
-    name: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-
-
 @dataclass
-class Report:
-    """Figures printed as they come; comparisons, breakdowns, the data set and notes printed
-    again at the end."""
+class Report(NotificationsReport):
+    """bench/notifications.py's report (comparisons, breakdowns and notes printed again at
+    the end), keeping the data set's figures too."""
 
-    comparisons: list[Comparison] = field(default_factory=list)
-    details: list[tuple[str, str]] = field(default_factory=list)
     data: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
     def figure(self, name: str, value: str) -> None:
         self.data.append((name, value))
-        print(f"    {name}: {value}", flush=True)
-
-    def detail(self, name: str, value: str) -> None:
-        self.details.append((name, value))
-        print(f"    {name}: {value}", flush=True)
-
-    def compare(self, comparison: Comparison) -> None:
-        self.comparisons.append(comparison)
-        print(
-            f"    {comparison.name}: {comparison.figure} | baseline {comparison.baseline} | "
-            f"{comparison.ratio} | target {comparison.target}",
-            flush=True,
-        )
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-        print(f"    NOTE: {message}", flush=True)
+        super().figure(name, value)
 
 
 def seconds_since(started: float) -> str:
