@@ -14,16 +14,19 @@ def _canonical(envelope: dict) -> bytes:
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+def _signature(canonical: bytes, key: str) -> str:
+    return hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+
+
 def sign(envelope: dict, key: str) -> str:
-    return hmac.new(key.encode(), _canonical(envelope), hashlib.sha256).hexdigest()
+    return _signature(_canonical(envelope), key)
 
 
 def signed_json(envelope: dict, key: str) -> str:
     """The envelope with its signature, as JSON text, encoding it once: the signed bytes with
     the signature added as a last key."""
     canonical = _canonical(envelope)
-    signature = hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
-    return f'{canonical[:-1].decode()},"signature":"{signature}"}}'
+    return f'{canonical[:-1].decode()},"signature":"{_signature(canonical, key)}"}}'
 
 
 def signed_by(envelope: dict, keys: tuple[str, ...]) -> bool:
