@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.registry.groups import OFFICER_ROLES, Rules
 from services.registry.identity import mask_nik
-from services.registry.import_check import CheckedGroup, row_errors
+from services.registry.import_check import GROUP_FIELD_COLUMNS, CheckedGroup
 from services.registry.membership import MemberProblem, MemberProblems, taken_message
 from services.registry.models import KK_PURPOSE, NIK_PURPOSE, kk_lookup, nik_lookup
 from shared.db import utcnow
 from shared.encryption import data_keys
-from shared.errors import InvalidInput
-from shared.events.outbox import Outbox, PreparedEvent
+from shared.errors import DomainError, InvalidInput
+from shared.events.outbox import EventPreparer, Outbox, PreparedEvent
 from shared.scope import RegionScope
 
 # The same key space and key text as a group's lock elsewhere: two runs that import the same
@@ -66,9 +67,7 @@ _GROUP_COLUMNS = {
 _MEMBER_COLUMNS = {
     "id": _UUID_BYTES,
     "group_id": _UUID_BYTES,
-    "nik_encrypted": "bytea",
     "nik_hash": "bytea",
-    "kk_encrypted": "bytea",
     "kk_hash": "bytea",
     "name": "text",
     "gender": "text",
@@ -78,6 +77,9 @@ _MEMBER_COLUMNS = {
     "language": "text",
     "role": "text",
     "village_code": "text",
+    "nik_encrypted": "bytea",
+    "kk_encrypted": "bytea",
+    # Added as the rows are written (PreparedBatch.member_rows has the columns above).
     "active": "bool",
     "version": "int4",
     "created_at": "timestamptz",
@@ -129,10 +131,59 @@ FROM import_groups_staging WHERE group_index = ANY(:accepted)
 
 
 @dataclass
+class BatchGroup:
+    """What writing needs of one checked group of the file: where its rows are, and what is
+    wrong with it as far as the file alone shows (its members are in the batch's rows)."""
+
+    name: str
+    rows: int  # how many rows of the file it has
+    first_row: int
+    member_rows: list[int]  # the row number of each of its members, in order
+    region_code: str | None
+    # Problems found in its rows (the group cannot be created), each pointing at its row...
+    errors: list[dict]
+    # ...and in its members as a whole (too many, a NIK or an officer's role twice).
+    problems: list[MemberProblem]
+
+    @classmethod
+    def of(cls, group: CheckedGroup, rules: Rules) -> BatchGroup:
+        return cls(
+            name=group.name,
+            rows=len(group.rows),
+            first_row=group.rows[0][0],
+            member_rows=[number for number, _ in group.members],
+            region_code=group.data["region_code"] if group.data else None,
+            errors=group.errors,
+            problems=[] if group.errors else _own_problems(group, rules),
+        )
+
+    def row_errors(self, exc: DomainError) -> list[dict]:
+        """Point the domain's problems at the file's rows: a member's at its own row, the
+        group's at the group's first row."""
+        if isinstance(exc, MemberProblems):
+            problems = exc.problems
+        else:
+            problems = [
+                MemberProblem(None, entry.get("field") or "row", entry["message"])
+                for entry in exc.errors or []
+            ] or [MemberProblem(None, "row", exc.detail or "the group was rejected")]
+        errors = []
+        for problem in problems:
+            if problem.index is not None:
+                row, column = self.member_rows[problem.index], problem.field
+            else:
+                row, column = self.first_row, GROUP_FIELD_COLUMNS.get(problem.field, problem.field)
+            errors.append(
+                {"row": row, "group": self.name, "field": column, "message": problem.message}
+            )
+        return errors
+
+
+@dataclass
 class GroupOutcome:
     """What became of one group of a batch: created, unchanged or rejected (with errors)."""
 
-    group: CheckedGroup
+    group: BatchGroup
     outcome: str
     errors: list[dict] | None = None
 
@@ -142,13 +193,15 @@ class PreparedBatch:
     """A batch of checked groups made ready for the database before its transaction begins:
     the valid groups' staging rows, their members' rows (NIK and No. KK encrypted, with their
     keyed hashes) and a signed group.registered event each. Making these is most of an
-    import's Python, so a run prepares the next batch while the database writes this one."""
+    import's Python, so the next batch is prepared while the database writes this one (in
+    another thread or another process: the batch is compact and picklable)."""
 
-    groups: list[CheckedGroup]
+    groups: list[BatchGroup]
     valid: list[int]
     group_rows: list[tuple]
-    # The rows of `members`, each group's together: group i's are member_rows[slice_of[i]].
-    member_rows: list[list]
+    # The rows of `members` without their two timestamps (added as they are written), each
+    # group's together: group i's are member_rows[slice_of[i]].
+    member_rows: list[tuple]
     slice_of: dict[int, slice]
     # Per group: the index of the member with each NIK hash, to point a taken NIK at its row.
     nik_index: dict[int, dict[bytes, int]]
@@ -185,13 +238,15 @@ def _own_problems(group: CheckedGroup, rules: Rules) -> list[MemberProblem]:
     return problems
 
 
-def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
-    """Everything of a batch that needs no database, for the groups without errors."""
+def prepare_batch(
+    groups: list[CheckedGroup], registered: EventPreparer, rules: Rules
+) -> PreparedBatch:
+    """Everything of a batch that needs no database, for the groups without errors;
+    `registered` signs their group.registered events."""
     valid = [i for i, g in enumerate(groups) if not g.errors]
-    now = utcnow()
     new_ids = _random_ids(len(valid) + sum(len(groups[i].members) for i in valid))
     group_rows, member_rows, slice_of, nik_index, payloads = [], [], {}, {}, []
-    offset = 0
+    niks, kks = [], []
     for i in valid:
         group = groups[i]
         data = group.data
@@ -218,16 +273,13 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
             nik_hash = nik_lookup(member["nik"])
             index_of.setdefault(nik_hash, index)
             member_id, member_text_id = next(new_ids)
-            # One after the other, as they join: the group's snapshot lists them so.
-            joined = now + timedelta(microseconds=offset)
-            offset += 1
+            niks.append(member["nik"])
+            kks.append(member["kk_number"])
             member_rows.append(
-                [
+                (
                     member_id,
                     group_id,
-                    member["nik"],
                     nik_hash,
-                    member["kk_number"],
                     kk_lookup(member["kk_number"]),
                     member["name"],
                     member["gender"],
@@ -237,11 +289,7 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
                     member["language"],
                     member["role"],
                     member.get("village_code") or region_code,
-                    True,
-                    1,
-                    joined,
-                    joined,
-                ]
+                )
             )
             members.append(
                 {
@@ -258,13 +306,18 @@ def prepare_batch(groups: list[CheckedGroup], outbox: Outbox) -> PreparedBatch:
         payloads.append(_registered_payload(group_text_id, group, members))
     # NIK and No. KK stored as the Member model stores them (models.py), encrypted in bulk.
     keys = data_keys()
-    niks = keys.encrypt_many([row[2] for row in member_rows], purpose=NIK_PURPOSE)
-    kks = keys.encrypt_many([row[4] for row in member_rows], purpose=KK_PURPOSE)
-    for row, nik, kk in zip(member_rows, niks, kks, strict=True):
-        row[2], row[4] = nik, kk
-    events = outbox.prepare("group.registered", payloads)
+    member_rows = [
+        (*row, nik, kk)
+        for row, nik, kk in zip(
+            member_rows,
+            keys.encrypt_many(niks, purpose=NIK_PURPOSE),
+            keys.encrypt_many(kks, purpose=KK_PURPOSE),
+            strict=True,
+        )
+    ]
+    events = registered.prepare(payloads)
     return PreparedBatch(
-        groups,
+        [BatchGroup.of(group, rules) for group in groups],
         valid,
         group_rows,
         member_rows,
@@ -278,7 +331,6 @@ def write_batch(
     session: Session,
     outbox: Outbox,
     batch: PreparedBatch,
-    rules: Rules,
     *,
     scope: RegionScope,
     actor: str,
@@ -316,13 +368,12 @@ def write_batch(
     accepted = []
     for i in candidates:
         group = groups[i]
-        rows = [number for number, _ in group.members]
-        problems = _own_problems(group, rules) + taken.get(i, [])
+        problems = group.problems + taken.get(i, [])
         if problems:
-            errors = row_errors(group, rows, MemberProblems(problems))
-        elif group.data["region_code"] in missing_villages:
-            problem = f"region_code {group.data['region_code']} is not in the loaded region table"
-            errors = row_errors(group, rows, InvalidInput.field("region_code", problem))
+            errors = group.row_errors(MemberProblems(problems))
+        elif group.region_code in missing_villages:
+            problem = f"region_code {group.region_code} is not in the loaded region table"
+            errors = group.row_errors(InvalidInput.field("region_code", problem))
         else:
             accepted.append(i)
             outcomes[i] = GroupOutcome(group, "created")
@@ -330,16 +381,24 @@ def write_batch(
         outcomes[i] = GroupOutcome(group, "rejected", errors)
     if not accepted:
         return outcomes
-    values = {"accepted": accepted, "actor": actor, "now": utcnow()}
-    session.execute(text(_INSERT_GROUPS), values)
-    _copy(
-        session,
-        "members",
-        _MEMBER_COLUMNS,
-        (row for i in accepted for row in batch.member_rows[batch.slice_of[i]]),
-    )
+    now = utcnow()
+    session.execute(text(_INSERT_GROUPS), {"accepted": accepted, "actor": actor, "now": now})
+    _copy(session, "members", _MEMBER_COLUMNS, _member_rows(batch, accepted, now))
     outbox.add_prepared(session, [batch.events[i] for i in accepted])
     return outcomes
+
+
+def _member_rows(batch: PreparedBatch, accepted: list[int], now: datetime) -> Iterator[tuple]:
+    """The accepted groups' member rows, complete: active, version 1, and a group's members
+    one microsecond apart, as they join (the group's snapshot lists them in that order)."""
+    joined = [now + timedelta(microseconds=offset) for offset in range(_most_members(batch))]
+    for i in accepted:
+        for offset, row in enumerate(batch.member_rows[batch.slice_of[i]]):
+            yield (*row, True, 1, joined[offset], joined[offset])
+
+
+def _most_members(batch: PreparedBatch) -> int:
+    return max((s.stop - s.start for s in batch.slice_of.values()), default=0)
 
 
 def _random_ids(count: int):

@@ -18,8 +18,6 @@ from services.registry.identity import (
     validate_kk,
 )
 from services.registry.inputs import GENDERS, GroupInput, MemberInput
-from services.registry.membership import MemberProblem, MemberProblems
-from shared.errors import DomainError
 from shared.events.contracts import LANGUAGES, MEMBER_ROLES
 from shared.scope import RegionScope
 from shared.validation import flatten_messages, unstorable_text
@@ -37,7 +35,7 @@ MEMBER_COLUMNS = (
     "language",
 )
 # What the input rules call a field, as the file's header names its column.
-_GROUP_FIELD_COLUMNS = {"name": "group_name", "region_code": "village_code"}
+GROUP_FIELD_COLUMNS = {"name": "group_name", "region_code": "village_code"}
 
 _group_input = GroupInput()
 _member_input_schema = MemberInput()
@@ -57,28 +55,6 @@ class CheckedGroup:
         self.errors.append(
             {"row": row, "group": self.name, "field": field_name, "message": message}
         )
-
-
-def row_errors(group: CheckedGroup, rows: list[int], exc: DomainError) -> list[dict]:
-    """Point the domain's problems at the file's rows: a member's at its own row, the group's
-    at the group's first row."""
-    if isinstance(exc, MemberProblems):
-        problems = exc.problems
-    else:
-        problems = [
-            MemberProblem(None, entry.get("field") or "row", entry["message"])
-            for entry in exc.errors or []
-        ] or [MemberProblem(None, "row", exc.detail or "the group was rejected")]
-    errors = []
-    for problem in problems:
-        if problem.index is not None:
-            row, column = rows[problem.index], problem.field
-        else:
-            row, column = group.rows[0][0], _GROUP_FIELD_COLUMNS.get(problem.field, problem.field)
-        errors.append(
-            {"row": row, "group": group.name, "field": column, "message": problem.message}
-        )
-    return errors
 
 
 def _plain_name(name: str) -> str:
@@ -233,7 +209,7 @@ def check_group(
         group.data = load_group({k: v for k, v in details.items() if v}, today)
     except ma.ValidationError as exc:
         for entry in flatten_messages(exc.messages):
-            column = _GROUP_FIELD_COLUMNS.get(entry["field"], entry["field"])
+            column = GROUP_FIELD_COLUMNS.get(entry["field"], entry["field"])
             group.error(first_row, column, entry["message"])
     else:
         if not scope.covers(group.data["region_code"]):

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -21,10 +21,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.groups import Rules
-from services.registry.import_batch import PreparedBatch, prepare_batch, write_batch
-from services.registry.import_check import CheckedGroup, check_group, group_key, key_of
+from services.registry.import_batch import PreparedBatch, write_batch
+from services.registry.import_prepare import PrepareJob, prepared_batches, preparing_process
 from services.registry.models import Import, ImportChunk, import_chunk_purpose
-from services.registry.spreadsheet import NO_DATA_ROWS, Sheet, file_error
 from shared.config import env_int
 from shared.db import Database, utcnow
 from shared.encryption import data_keys
@@ -47,6 +46,9 @@ RACE_RETRIES = 5
 # How often (seconds) the interpreter may pass from the preparing thread to the writing one
 # while an import runs (Python's default is 0.005).
 WRITER_SWITCH_INTERVAL = 0.0005
+# A file of at least this many bytes (about 6,000 rows of CSV) is read, checked and prepared by
+# a process of its own (import_prepare.py).
+PROCESS_BYTES = env_int("KUBE_IMPORT_PROCESS_BYTES", 2**20)
 # Stored chunks (a MiB each) read per query while the file is written back to disk.
 CHUNKS_PER_READ = 8
 
@@ -241,43 +243,28 @@ class _ImportRun:
 
     def run(self) -> None:
         with decrypted_file(self.db, self.job.id, self.job.file_format) as path:
-            self._run(Sheet(self.job.file_format, path))
-
-    def _run(self, sheet: Sheet) -> None:
-        # First pass: where each group's last row is, so the second pass can check a group
-        # as soon as it is complete and keep only unfinished groups in memory.
-        last_row, total = {}, 0
-        for number, (name, village) in sheet.cells(("group_name", "village_code")):
-            last_row[key_of(name, village)] = number
-            total += 1
-        if total == 0:
-            raise file_error(NO_DATA_ROWS)
-        self._save_total(total)
-        pending: dict[tuple[str, str], list] = {}
-        seen_niks: dict[str, int] = {}
-        today = date.today()
-        batch: list[CheckedGroup] = []
-        batch_rows = 0
-        # A redelivered run skips the groups the crashed one saved, in the same order.
-        resume_rows, skipped_rows = self.progress.processed_rows, 0
-        with _Writer(self._write) as writer:
-            for number, record in sheet.records():
-                key = group_key(record)
-                pending.setdefault(key, []).append((number, record))
-                if last_row[key] != number:
-                    continue
-                rows = pending.pop(key)
-                if skipped_rows + len(rows) <= resume_rows:
-                    skipped_rows += len(rows)
-                    seen_niks.update((r["nik"], n) for n, r in rows if "nik" in r)
-                    continue
-                batch.append(check_group(rows, self.job.scope, seen_niks, today))
-                batch_rows += len(rows)
-                if batch_rows >= BATCH_ROWS:
-                    writer.submit(prepare_batch(batch, self.outbox))
-                    batch, batch_rows = [], 0
-            if batch:
-                writer.submit(prepare_batch(batch, self.outbox))
+            job = PrepareJob(
+                path=str(path),
+                file_format=self.job.file_format,
+                scope=self.job.scope,
+                resume_rows=self.progress.processed_rows,
+                today=date.today(),
+                registered=self.outbox.preparer("group.registered"),
+                rules=self.rules,
+                batch_rows=BATCH_ROWS,
+            )
+            # A large file is prepared by a process of its own while this one writes; a small
+            # one is not worth starting a process for.
+            if path.stat().st_size >= PROCESS_BYTES:
+                prepared = preparing_process(job)
+            else:
+                prepared = nullcontext(prepared_batches(job))
+            with prepared as items, _Writer(self._write) as writer:
+                for item in items:
+                    if isinstance(item, int):
+                        self._save_total(item)
+                    else:
+                        writer.submit(item)
 
     def _write(self, batch: PreparedBatch) -> None:
         """Write a batch of groups and the progress they make in one transaction, so a run
@@ -290,12 +277,11 @@ class _ImportRun:
                         session,
                         self.outbox,
                         batch,
-                        self.rules,
                         scope=self.job.scope,
                         actor=self.job.actor,
                     )
                     for outcome in outcomes:
-                        progress.count(outcome.outcome, len(outcome.group.rows), outcome.errors)
+                        progress.count(outcome.outcome, outcome.group.rows, outcome.errors)
                     session.execute(
                         update(Import).where(Import.id == self.job.id).values(**progress.columns())
                     )

@@ -6,7 +6,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import insert, select
@@ -31,11 +31,46 @@ def wake_key(queue_prefix: str, service: str) -> str:
 
 @dataclass(frozen=True)
 class PreparedEvent:
-    """An event signed and encoded ahead of its transaction (Outbox.prepare)."""
+    """An event signed and encoded ahead of its transaction (EventPreparer)."""
 
     id: str
     event_type: str
     envelope_json: str
+
+
+@dataclass(frozen=True)
+class EventPreparer:
+    """Signs events of one declared type ahead of their transaction (Outbox.preparer)."""
+
+    event_type: str
+    source: str
+    signing_key: str = field(repr=False)
+    correlation_id: str | None = None
+
+    def prepare(self, payloads: list[dict]) -> list[PreparedEvent]:
+        """Signed events, ready for `Outbox.add_prepared`. The payloads are JSON-ready and made
+        by one function from checked data: the first is checked against the contract and must
+        come out of it unchanged, so a builder that drifts from the contract fails the whole
+        batch; checking each one would cost more than the rest of the import together."""
+        if not payloads:
+            return []
+        if checked_payload(self.event_type, payloads[0]) != payloads[0]:
+            raise ValueError(f"{self.event_type} payloads are not in their contract's form")
+        prepared = []
+        for payload in payloads:
+            envelope = new_envelope(
+                self.event_type,
+                payload,
+                source=self.source,
+                correlation_id=self.correlation_id,
+                checked=False,
+            )
+            prepared.append(
+                PreparedEvent(
+                    envelope["id"], self.event_type, signed_json(envelope, self.signing_key)
+                )
+            )
+        return prepared
 
 
 class Outbox:
@@ -94,34 +129,15 @@ class Outbox:
             session.info[_PENDING_KEY] = True
         return envelopes
 
-    def prepare(self, event_type: str, payloads: list[dict]) -> list[PreparedEvent]:
-        """Signed events of one type, ready for `add_prepared` (bulk imports, which make them
-        before their transaction begins). The payloads are JSON-ready and made by one function
-        from checked data: the first is checked against the contract and must come out of it
-        unchanged, so a builder that drifts from the contract fails the whole batch; checking
-        each one would cost more than the rest of the import together."""
+    def preparer(self, event_type: str) -> EventPreparer:
+        """What signs events of one type ahead of their transaction, for `add_prepared` (bulk
+        imports, which make them before their transaction begins, possibly in another
+        process: it is picklable)."""
         self._check_declared(event_type)
-        if not payloads:
-            return []
-        if checked_payload(event_type, payloads[0]) != payloads[0]:
-            raise ValueError(f"{event_type} payloads are not in their contract's form")
-        correlation_id = correlation_id_var.get()
-        prepared = []
-        for payload in payloads:
-            envelope = new_envelope(
-                event_type,
-                payload,
-                source=self.service,
-                correlation_id=correlation_id,
-                checked=False,
-            )
-            prepared.append(
-                PreparedEvent(envelope["id"], event_type, signed_json(envelope, self.signing_key))
-            )
-        return prepared
+        return EventPreparer(event_type, self.service, self.signing_key, correlation_id_var.get())
 
     def add_prepared(self, session: Session, events: list[PreparedEvent]) -> None:
-        """Record events made by `prepare` in `session` with one COPY."""
+        """Record events made by an EventPreparer in `session` with one COPY."""
         if not events:
             return
         now = utcnow()

@@ -54,3 +54,17 @@ def complete_group(make_group, add_member) -> Callable[..., dict]:
         return group
 
     return make
+
+
+# Where an import's file is read, checked and prepared (services/registry/import_prepare.py).
+PLACES = ("in the importing process", "in a process of its own")
+
+
+@pytest.fixture(params=PLACES)
+def preparing(request, monkeypatch):
+    """Run the test's imports with the file prepared in each place."""
+    from services.registry import import_run
+
+    threshold = 2**62 if request.param == PLACES[0] else 0
+    monkeypatch.setattr(import_run, "PROCESS_BYTES", threshold)
+    return request.param

@@ -169,7 +169,7 @@ def _import_result(context, import_id: uuid.UUID) -> dict:
 
 @pytest.mark.commits
 def test_manual_member_committed_during_an_import_wins_and_the_import_reports_the_row(
-    apps, clients, officer, make_group, unique
+    apps, clients, officer, make_group, unique, preparing
 ):
     from services.registry.groups import Rules, find_group
     from services.registry.import_run import process_import
@@ -215,7 +215,7 @@ def test_manual_member_committed_during_an_import_wins_and_the_import_reports_th
 
 @pytest.mark.commits
 def test_manual_member_posted_during_an_import_is_409_when_the_import_wins(
-    apps, clients, officer, make_group, add_member, unique
+    apps, clients, officer, make_group, add_member, unique, preparing
 ):
     from services.registry.groups import Rules
     from services.registry.import_run import process_import
@@ -233,8 +233,8 @@ def test_manual_member_posted_during_an_import_is_409_when_the_import_wins(
     class HeldOutbox:
         """The registry's outbox, holding the import's transaction open once it has inserted."""
 
-        def prepare(self, event_type, payloads):
-            return context.outbox.prepare(event_type, payloads)
+        def preparer(self, event_type):
+            return context.outbox.preparer(event_type)
 
         def add_prepared(self, session, events):
             context.outbox.add_prepared(session, events)

@@ -146,7 +146,7 @@ def test_an_outbox_refuses_an_event_type_its_service_does_not_declare(apps):
             with pytest.raises(ValueError, match=r"does not declare 'grant\.created'"):
                 record(session, "grant.created", payload)
     with pytest.raises(ValueError, match=r"does not declare 'grant\.created'"):
-        outbox.prepare("grant.created", [])
+        outbox.preparer("grant.created")
 
 
 # --- The AsyncAPI document keeps the rules of the parts of AsyncAPI 3.0 it uses -----------
