@@ -16,14 +16,21 @@ MAX_VERSION_JUMP = 10_000
 def upsert_if_newer(session: Session, model: type, values: dict, key: str = "id") -> bool:
     """Insert or update a projected row unless the stored one has the same or a newer
     `version`; return whether the row changed (events may arrive out of order). A version
-    implausibly far ahead is refused (PermanentError: dead-lettered, where it is seen)."""
-    stored = session.scalar(select(model.version).where(getattr(model, key) == values[key]))
-    if stored is not None and values["version"] > stored + MAX_VERSION_JUMP:
-        raise PermanentError(f"version {values['version']} jumps implausibly far ahead of {stored}")
+    implausibly far ahead is refused (PermanentError: dead-lettered, where it is seen).
+
+    One statement when the row changes (every event in order): the stored version is read
+    only when it did not, to tell a late snapshot from an implausible one."""
     statement = insert(model).values(**values)
+    version = model.version
     statement = statement.on_conflict_do_update(
         index_elements=[key],
         set_={k: statement.excluded[k] for k in values if k != key},
-        where=model.version < statement.excluded.version,
+        where=(version < statement.excluded.version)
+        & (statement.excluded.version <= version + MAX_VERSION_JUMP),
     ).returning(getattr(model, key))
-    return session.execute(statement).first() is not None
+    if session.execute(statement).first() is not None:
+        return True
+    stored = session.scalar(select(version).where(getattr(model, key) == values[key]))
+    if stored is not None and values["version"] > stored + MAX_VERSION_JUMP:
+        raise PermanentError(f"version {values['version']} jumps implausibly far ahead of {stored}")
+    return False
