@@ -3,6 +3,11 @@ one primary-key SELECT (or one primary-key UPDATE and commit) of a table, on the
 PostgreSQL, driver and pool settings as the services, served by the same gunicorn. Nothing
 else: no token, no schema, no ORM, no access log.
 
+`/rows/<id>` reads through SQLAlchemy Core in a transaction, as most service code does.
+`/lean/rows/<id>` is the leanest a read can be: an autocommit connection from the pool, the
+statement prepared, straight through the driver, as the registry's busiest reads now go
+(`Database.reading`, services/registry/reads.py); it is their baseline.
+
     BASELINE_DATABASE_URL=postgresql://... BASELINE_TABLE=grants \
         python -m gunicorn ... "baseline:create_app()"   # from bench/
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask, abort, jsonify
+from psycopg.rows import dict_row
 from sqlalchemy import bindparam, column, select, table, text, update
 
 from shared.config import sqlalchemy_url
@@ -34,6 +40,7 @@ def create_app() -> Flask:
         .values(id=rows.c.id)
         .returning(rows.c.id)
     )
+    lean_read_row = f"SELECT * FROM {name} WHERE id = %(row_id)s"  # noqa: S608 (checked name)
     app = Flask(__name__)
 
     @app.get("/readyz")
@@ -48,6 +55,17 @@ def create_app() -> Flask:
         if row is None:
             abort(404)
         return jsonify(dict(row))
+
+    @app.get("/lean/rows/<uuid:row_id>")
+    def read_lean(row_id):
+        with (
+            db.reading() as connection,
+            connection.connection.driver_connection.cursor(row_factory=dict_row) as cursor,
+        ):
+            row = cursor.execute(lean_read_row, {"row_id": row_id}).fetchone()
+        if row is None:
+            abort(404)
+        return jsonify(row)
 
     @app.post("/rows/<uuid:row_id>/touch")
     def touch(row_id):

@@ -10,8 +10,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from psycopg.rows import dict_row
+from sqlalchemy import Connection, any_, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
 from services.registry.groups import OFFICER_ROLES
@@ -27,6 +29,27 @@ _IN_SCOPE = Group.region_code.like(bindparam("scope_pattern"), escape="/")
 # A plain connection (`Database.reading`: no ORM session around one statement), or the
 # request's session when a write must see its own uncommitted rows.
 Executor = Connection | Session
+
+
+# Each statement's SQL and its fixed values, compiled once (`_fetch`).
+_DIALECT = postgresql_psycopg.dialect()
+_COMPILED: dict[Any, tuple[str, dict[str, Any]]] = {}
+
+
+def _fetch(connection: Executor, statement, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one of these statements, as dicts. On a reading connection its SQL goes
+    straight to the driver: SQLAlchemy's execution context and result rows cost about as much
+    as PostgreSQL's whole run of a group read (measured here: 543 against 265 µs a call). In a
+    session (a write reading its own rows) it goes through the session."""
+    if not isinstance(connection, Connection):
+        return [dict(row) for row in connection.execute(statement, values).mappings()]
+    compiled = _COMPILED.get(statement)
+    if compiled is None:
+        sql = statement.compile(dialect=_DIALECT)
+        compiled = _COMPILED[statement] = (str(sql), dict(sql.params))
+    sql, fixed = compiled
+    with connection.connection.driver_connection.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(sql, {**fixed, **values}).fetchall()
 
 
 def _json_value(value: Any) -> Any:
@@ -46,7 +69,9 @@ def _member_summary(groups):
             func.json_object_agg(
                 Member.role, func.json_build_object("member_id", Member.id, "name", Member.name)
             )
-            .filter(Member.role.in_(OFFICER_ROLES))
+            # = ANY of an array rather than IN: a fixed list of bound values, so the statement
+            # compiles once to SQL that needs nothing more at execution (`_fetch`).
+            .filter(Member.role == any_(array(OFFICER_ROLES)))
             .label("officers"),
         )
         .where(Member.group_id == groups.c.id, Member.removed_at.is_(None))
@@ -136,13 +161,10 @@ _GROUP_DETAIL = _build_group_detail()
 def group_detail(connection: Executor, group_id: uuid.UUID, scope: RegionScope) -> dict | None:
     """The group as `GET /groups/{id}` shows it (members counted, officers, last visit and
     revenue trend), or None when it does not exist in the caller's region."""
-    row = (
-        connection.execute(_GROUP_DETAIL, {"group_id": group_id, "scope_pattern": scope.pattern})
-        .mappings()
-        .first()
-    )
-    if row is None:
+    rows = _fetch(connection, _GROUP_DETAIL, {"group_id": group_id, "scope_pattern": scope.pattern})
+    if not rows:
         return None
+    (row,) = rows
     visits = [
         {"visited_on": visited_on, "topics": topics, "monthly_revenue": revenue}
         for visited_on, topics, revenue in row["recent_visits"] or ()
@@ -207,7 +229,7 @@ def group_page(connection: Executor, scope: RegionScope, filters: dict) -> dict:
     if "q" in used:
         text = filters["q"].replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         values["name_pattern"] = f"%{text}%"
-    rows = connection.execute(statement, values).mappings().all()
+    rows = _fetch(connection, statement, values)
     return {
         "items": [_group_body(row) for row in rows],
         "page": page,
@@ -223,8 +245,8 @@ def _total(connection: Executor, statement, values: dict, rows, page: int) -> in
         return rows[0]["total"]
     if page == 1:
         return 0
-    first = connection.execute(statement, {**values, "limit": 1, "offset": 0}).mappings().first()
-    return first["total"] if first else 0
+    first = _fetch(connection, statement, {**values, "limit": 1, "offset": 0})
+    return first[0]["total"] if first else 0
 
 
 def _build_memberships():
@@ -275,7 +297,7 @@ def membership_page(connection: Executor, nik: str, scope: RegionScope, page: in
         "limit": page_size,
         "offset": (page - 1) * page_size,
     }
-    rows = connection.execute(_MEMBERSHIPS, values).mappings().all()
+    rows = _fetch(connection, _MEMBERSHIPS, values)
     keys = data_keys()
     items = [
         {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 
+import psycopg
 import pytest
-from sqlalchemy import event
 
 from services.registry.schemas import GroupDetailSchema, GroupSchema, MembershipSchema
 
@@ -22,19 +22,22 @@ def in_schema_form(schema, body: dict) -> bool:
 
 @contextlib.contextmanager
 def statements(apps):
-    """The SQL statements the registry sends meanwhile (a test's savepoints left out)."""
+    """The SQL statements the registry sends meanwhile (a test's savepoints left out), counted
+    at the driver: the reads send theirs past SQLAlchemy (reads._fetch)."""
     sent: list[str] = []
-    engine = apps["registry"].extensions["kube"].db.engine
+    execute = psycopg.Cursor.execute
 
-    def record(conn, cursor, statement, parameters, context, executemany):
+    def record(cursor, query, *args, **kwargs):
+        statement = str(query)
         if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
             sent.append(statement)
+        return execute(cursor, query, *args, **kwargs)
 
-    event.listen(engine, "before_cursor_execute", record)
+    psycopg.Cursor.execute = record
     try:
         yield sent
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        psycopg.Cursor.execute = execute
 
 
 @pytest.fixture
