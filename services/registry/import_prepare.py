@@ -121,8 +121,9 @@ def preparing_process(job: PrepareJob) -> Iterator[_Received]:
     try:
         with os.fdopen(read_fd, "rb") as results:
             keys = data_keys()
-            # The data keys go to the child through a pipe between the two processes, never
-            # through its command line or environment (which other users can read).
+            # The data keys go to the child through a pipe between the two processes, never on
+            # its command line (which any local user can read); wherever this process got
+            # them from (settings, key files), the child needs no access of its own.
             pickle.dump((job, keys.keys, keys.lookup_key), process.stdin, _PICKLE_PROTOCOL)
             process.stdin.close()
             yield _Received(results, process)
