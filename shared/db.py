@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -44,6 +45,14 @@ def ping_when_idle(engine: Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as exc:
             # The pool discards this connection and checks out another (a new one if need be).
             raise DisconnectionError(f"idle connection lost: {exc}") from exc
+
+
+def driver_cursor(executor: Connection | Session, **kwargs) -> psycopg.Cursor:
+    """A psycopg cursor on the connection under `executor` (a session's: in its transaction),
+    for what SQLAlchemy cannot do (COPY) or does too slowly (the busiest reads). `kwargs` go
+    to `psycopg.Connection.cursor` (e.g. `row_factory`). Use it in a `with` block."""
+    connection = executor.connection() if isinstance(executor, Session) else executor
+    return connection.connection.driver_connection.cursor(**kwargs)
 
 
 class Database:

@@ -23,7 +23,7 @@ from services.registry.identity import mask_nik
 from services.registry.import_check import GROUP_FIELD_COLUMNS, CheckedGroup
 from services.registry.membership import MemberProblem, MemberProblems, taken_message
 from services.registry.models import KK_PURPOSE, NIK_PURPOSE, kk_lookup, nik_lookup
-from shared.db import utcnow
+from shared.db import driver_cursor, utcnow
 from shared.encryption import data_keys
 from shared.errors import DomainError, InvalidInput
 from shared.events.outbox import EventPreparer, Outbox, PreparedEvent
@@ -209,9 +209,8 @@ class PreparedBatch:
 
 
 def _copy(session: Session, table: str, columns: dict[str, str], rows) -> None:
-    cursor = session.connection().connection.driver_connection.cursor()
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    with cursor.copy(statement) as copy:
+    with driver_cursor(session) as cursor, cursor.copy(statement) as copy:
         copy.set_types(list(columns.values()))
         for row in rows:
             copy.write_row(row)
@@ -354,10 +353,9 @@ def write_batch(
     # A NIK is in one group of a batch at most: check_group refuses a NIK seen before.
     group_of = {nik_hash: i for i in candidates for nik_hash in batch.nik_index[i]}
     taken: dict[int, list[MemberProblem]] = {}
-    cursor = session.connection().connection.driver_connection.cursor()
-    for nik_hash, other_id, other_name, other_region in cursor.execute(
-        _TAKEN_NIKS, [list(group_of)]
-    ):
+    with driver_cursor(session) as cursor:
+        found = cursor.execute(_TAKEN_NIKS, [list(group_of)]).fetchall()
+    for nik_hash, other_id, other_name, other_region in found:
         other = _OtherGroup(other_id, other_name, other_region)
         group_index = group_of[bytes(nik_hash)]
         index = batch.nik_index[group_index][bytes(nik_hash)]

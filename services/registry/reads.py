@@ -20,6 +20,7 @@ from services.registry.groups import OFFICER_ROLES
 from services.registry.identity import mask_nik
 from services.registry.mentoring import TREND_POINTS, summarise_visits
 from services.registry.models import NIK_PURPOSE, Group, Member, Visit, nik_lookup
+from shared.db import driver_cursor
 from shared.encryption import data_keys
 from shared.scope import RegionScope
 
@@ -48,7 +49,7 @@ def _fetch(connection: Executor, statement, values: dict[str, Any]) -> list[dict
         sql = statement.compile(dialect=_DIALECT)
         compiled = _COMPILED[statement] = (str(sql), dict(sql.params))
     sql, fixed = compiled
-    with connection.connection.driver_connection.cursor(row_factory=dict_row) as cursor:
+    with driver_cursor(connection, row_factory=dict_row) as cursor:
         return cursor.execute(sql, {**fixed, **values}).fetchall()
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.registry.identity import IdentityError, parse_region_code
 from services.registry.models import Region
+from shared.db import driver_cursor
 
 LEVELS = ("province", "regency", "district", "village")
 MAX_REPORTED_PROBLEMS = 50
@@ -227,8 +228,7 @@ _DELETE_MISSING = """
 def _replace_table(connection: Connection, rows: list[RegionRow]) -> tuple[int, int]:
     """Copy the rows into a temporary table, then upsert and delete; return (changed, removed)."""
     # COPY through psycopg itself: row-by-row INSERTs take minutes for the full table.
-    driver = connection.connection.driver_connection
-    with driver.cursor() as cursor:
+    with driver_cursor(connection) as cursor:
         # One load at a time; EXCLUSIVE still lets readers, such as village checks, through.
         cursor.execute("LOCK TABLE regions IN EXCLUSIVE MODE")
         cursor.execute(

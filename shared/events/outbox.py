@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from shared.config import queue_name
-from shared.db import Database, utcnow
+from shared.db import Database, driver_cursor, utcnow
 from shared.events.envelope import checked_payload, new_envelope
 from shared.events.signing import sign, signed_json
 from shared.events.subscriptions import Subscriptions
@@ -141,10 +141,12 @@ class Outbox:
         if not events:
             return
         now = utcnow()
-        cursor = session.connection().connection.driver_connection.cursor()
         table = self.model.__table__.name
         columns = "id, event_type, envelope, created_at, attempts"
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        with (
+            driver_cursor(session) as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
             for event in events:
                 copy.write_row((event.id, event.event_type, event.envelope_json, now, 0))
         session.info[_PENDING_KEY] = True

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from shared import db as db_module
 from shared.config import sqlalchemy_url
-from shared.db import Database
+from shared.db import Database, driver_cursor
 
 
 @pytest.fixture
@@ -68,3 +69,17 @@ def test_reads_prepare_their_statements_and_the_pooled_connection_forgets_it(dat
         session.execute(text("SELECT 2 + :n"), {"n": 1})
         session.execute(text("SELECT 2 + :n"), {"n": 1})
         assert session.execute(probe).scalar_one() == before
+
+
+def test_a_driver_cursor_works_in_the_session_transaction_and_on_a_reading_connection(database):
+    with database.transaction() as session:
+        session.execute(text("CREATE TEMPORARY TABLE probe (n int) ON COMMIT DROP"))
+        with driver_cursor(session) as cursor, cursor.copy("COPY probe (n) FROM STDIN") as copy:
+            copy.write_row((7,))
+        # The COPY went into the session's own transaction: the session sees its row.
+        assert session.execute(text("SELECT n FROM probe")).scalar_one() == 7
+    with (
+        database.reading() as connection,
+        driver_cursor(connection, row_factory=dict_row) as cursor,
+    ):
+        assert cursor.execute("SELECT 1 AS one").fetchall() == [{"one": 1}]
