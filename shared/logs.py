@@ -16,14 +16,24 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # A NIK or No. KK is 16 digits; phone numbers are 10+ digits with an optional +62/0.
 _SIXTEEN_DIGITS = re.compile(r"(?<![\d.])(\d{4})\d{8}(\d{4})(?!\d)")
 _PHONE = re.compile(r"(?<![\d*])(\+?62|0)(8\d{5,9})(\d{3})(?!\d)")
-# Both need at least 10 digits in a row; most lines have none, and this scan is far cheaper
-# than the two substitutions (half the cost of an access log line).
+# Both need at least 10 digits in a row; most lines have none, and looking for them first is
+# far cheaper than the two substitutions (half the cost of an access log line).
 _TEN_DIGITS = re.compile(r"\d{10}")
+# An ASCII line is looked at with every digit turned into "0": a search for ten zeros in C,
+# over ten times faster than the regex's scan of a line (a few µs on every log line).
+_ASCII_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _may_hold_ten_digits(text: str) -> bool:
+    if text.isascii():
+        return b"0000000000" in text.encode("ascii").translate(_ASCII_DIGITS_AS_ZERO)
+    # Other scripts' digits (which \d also matches) are left to the regex.
+    return _TEN_DIGITS.search(text) is not None
 
 
 def mask_personal_data(text: str) -> str:
     """Mask NIK/No. KK and phone numbers wherever they appear in a log line."""
-    if _TEN_DIGITS.search(text) is None:
+    if not _may_hold_ten_digits(text):
         return text
     text = _SIXTEEN_DIGITS.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
     return _PHONE.sub(lambda m: f"{m.group(1)}{'*' * len(m.group(2))}{m.group(3)}", text)
@@ -70,5 +80,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter(service))
     root.addHandler(handler)
     root.setLevel(level)
+    # Our lines carry neither the process id nor the process's name; collecting them for
+    # every record costs a system call (os.getpid), a tenth of an access log line here.
+    # Python's documented switches (logging's "Optimization" notes) stop it.
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # werkzeug's own access log would duplicate our per-request line.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -6,6 +6,9 @@ import json
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from kube.localinfra import free_port
 from shared.config import load_settings
@@ -86,6 +89,45 @@ def test_personal_data_is_masked_in_log_lines():
     line = mask_personal_data("nik=6472015507900003 phone=+6281234567890 kk 6472010101010001")
     assert "6472015507900003" not in line and "6472********0003" in line
     assert "81234567890" not in line and line.count("890") == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "no digits at all",
+        "123456789 and 987654321: nine in a row, twice",
+        "exactly ten: 0123456789",
+        "an id 9f86d081884c7d659a2feaa0c55ad015 and a time 2026-11-29T22:55:12.123",
+        "nik 6472015507900003 beside a name, Siti Aminah",
+        "non-ASCII name Sri Rahayu Ñ with nik 6472015507900003",
+        "Arabic-Indic digits, which \\d also matches: \u0666\u0664\u0667\u0662\u0660\u0661"
+        "\u0665\u0665\u0660\u0667\u0669\u0660\u0660\u0660\u0660\u0663",
+    ],
+)
+def test_the_log_masks_quick_look_for_ten_digits_agrees_with_the_pattern_on_examples(line):
+    from shared.logs import _TEN_DIGITS, _may_hold_ten_digits, mask_personal_data
+
+    assert _may_hold_ten_digits(line) == (_TEN_DIGITS.search(line) is not None)
+    if _TEN_DIGITS.search(line) is not None and "6472015507900003" in line:
+        assert "6472015507900003" not in mask_personal_data(line)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            # Runs of digits around ten long, some in another script's digits, between text.
+            st.text(alphabet="0123456789\u0666", min_size=7, max_size=12),
+            st.text(alphabet="a-: \u00d1", max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_the_log_masks_quick_look_for_ten_digits_agrees_with_the_pattern(parts):
+    from shared.logs import _TEN_DIGITS, _may_hold_ten_digits
+
+    line = "".join(parts)
+    assert _may_hold_ten_digits(line) == (_TEN_DIGITS.search(line) is not None)
 
 
 @pytest.mark.parametrize("service", SERVICES)
