@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from kube.catalogue import BY_NAME, NAMES, SUBSCRIPTIONS, app_target, worker_target
@@ -128,6 +129,12 @@ def platform_env(postgres_server, redis_url, sms_gateway, mail_server):
             os.environ[key] = value
     for name in names.values():
         drop_database(postgres_server, name)
+    # The run's keys (relay wake-ups, kombu's queue bindings, revocations): a shared Redis
+    # database is left as the run found it.
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"*kubetest-{RUN_ID}*", count=1000):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(scope="session")
