@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+from shared.phones import COUNTRY_PREFIX, NotAMobileNumber, indonesian_mobile
 
 
 class IdentityError(ValueError):
@@ -278,7 +279,7 @@ def mask_nik(value: str) -> str:
 
 mask_kk = mask_nik
 
-_PHONE_COUNTRY = "+62"
+_PHONE_COUNTRY = COUNTRY_PREFIX
 _PHONE_KEEP = 3
 
 
@@ -293,36 +294,15 @@ def mask_phone(e164: str) -> str:
 
 # --- Contacts ------------------------------------------------------------------------------
 
-_PHONE_SEPARATORS = re.compile(r"[\s.\-]")
-# The prefix is captured apart so that 628... is never read as a national number.
-_INDONESIAN_MOBILE = re.compile(r"(?:\+62|62|0)(8[0-9]+)")
-# 10 to 13 digits with the leading 0, so 9 to 12 after it.
-_MOBILE_NATIONAL_LENGTHS = range(9, 13)
-_MOBILE_TYPES = {
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-}
-
 
 def normalize_phone(value: str, *, field: str = "phone") -> str:
     """Validate an Indonesian mobile number (08..., 628..., +628...) and return it as E.164."""
-    error = IdentityError(
-        field, f"{field} must be an Indonesian mobile number such as 081234567890"
-    )
-    text = _PHONE_SEPARATORS.sub("", _require_str(value, field, field))
-    match = _INDONESIAN_MOBILE.fullmatch(text)
-    if match is None or len(match.group(1)) not in _MOBILE_NATIONAL_LENGTHS:
-        raise error
     try:
-        number = phonenumbers.parse(_PHONE_COUNTRY + match.group(1), "ID")
-    except phonenumbers.NumberParseException:
-        raise error from None
-    # 08 also starts toll-free and premium numbers, which no member can receive an SMS on.
-    if not phonenumbers.is_valid_number(number) or (
-        phonenumbers.number_type(number) not in _MOBILE_TYPES
-    ):
-        raise error
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return indonesian_mobile(_require_str(value, field, field))
+    except NotAMobileNumber:
+        raise IdentityError(
+            field, f"{field} must be an Indonesian mobile number such as 081234567890"
+        ) from None
 
 
 def normalize_email(value: str, *, field: str = "email") -> str:

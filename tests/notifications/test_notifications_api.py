@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import select
 
 from services.notifications.delivery import deliver
 from services.notifications.models import Message
+from services.registry.identity import IdentityError, normalize_phone
 from shared.db import utcnow
 
 from notification_factories import (
@@ -178,6 +180,28 @@ def test_stop_opts_a_number_out_and_an_admin_can_undo_it(clients, auth):
     assert client.delete("/api/v1/opt-outs/081377788899", headers=auth("admin")).status_code == 204
     bad = client.post("/api/v1/opt-outs", json={"phone": "12345678"}, headers=auth("admin"))
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "phone"
+
+
+@pytest.mark.parametrize(
+    "written, stored",
+    [("0813-7778-8890", "+6281377788890"), ("+62 813 7778 8891", "+6281377788891")],
+)
+def test_an_opt_out_takes_a_number_written_as_the_registry_takes_it(clients, auth, written, stored):
+    created = clients["notifications"].post(
+        "/api/v1/opt-outs", json={"phone": written}, headers=auth("admin")
+    )
+    assert created.status_code == 201, created.json
+    assert normalize_phone(written) == stored  # the registry's rule: a member's phone
+
+
+@pytest.mark.parametrize("number", ["08001234567", "02112345678"])  # toll-free, a landline
+def test_an_opt_out_refuses_what_the_registry_refuses_as_a_members_phone(clients, auth, number):
+    refused = clients["notifications"].post(
+        "/api/v1/opt-outs", json={"phone": number}, headers=auth("admin")
+    )
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "phone"
+    with pytest.raises(IdentityError):
+        normalize_phone(number)
 
 
 def test_a_regional_auditor_lists_only_its_own_members_opted_out_numbers(clients, apps, auth):

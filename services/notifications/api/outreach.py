@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import phonenumbers
 from flask.views import MethodView
 from sqlalchemy import delete, or_, select
 
@@ -26,6 +25,7 @@ from shared.db import utcnow
 from shared.errors import InvalidInput
 from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
+from shared.phones import NotAMobileNumber, indonesian_mobile
 from shared.tokens import READERS
 
 broadcasts_blp = Blueprint(
@@ -54,12 +54,11 @@ OPT_OUT_KEEPERS = ("admin", "service")
 def normalize_phone(value: str) -> str:
     """An Indonesian mobile number (08…, 628…, +628…) as E.164; 422 otherwise."""
     try:
-        number = phonenumbers.parse(value, "ID")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise InvalidInput.field("phone", "Must be an Indonesian mobile number such as 0812….")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return indonesian_mobile(value)
+    except NotAMobileNumber:
+        raise InvalidInput.field(
+            "phone", "Must be an Indonesian mobile number such as 0812…."
+        ) from None
 
 
 @broadcasts_blp.route("")
