@@ -1,6 +1,6 @@
-"""Indonesian mobile numbers, as both the registry (members' phones) and notifications
-(opt-outs, a provider's inbound sender) take them: one rule, so a number a member registers
-with is the number an opt-out for it names."""
+"""Indonesian mobile numbers, as every service takes them (a member's phone, an opt-out, a
+provider's inbound sender): one rule, so the number a member is registered with is the
+number an opt-out for it names."""
 
 from __future__ import annotations
 
