@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from shared.api import REQUEST_ID_PATTERN, ContractApi
 from shared.auth import TokenVerifier, init_auth
 from shared.errors import StaleVersion, TooLarge, UnsupportedMediaType, VersionRequired
-from shared.idempotency import init_idempotency
+from shared.idempotency import fingerprint_keys, init_idempotency
 from shared.logs import configure_logging, correlation_id_var
 from shared.metrics import metrics_response, observe_request
 from shared.problems import (
@@ -132,7 +132,12 @@ def create_service_app(
     _init_unit_of_work(app, context)
     init_auth(app, verifier, public, _revocation_check(context))
     _init_media_types(app, upload_endpoints | set(streamed_upload_limits or {}))
-    init_idempotency(app, context.db, context.tables.idempotency_keys)
+    init_idempotency(
+        app,
+        context.db,
+        context.tables.idempotency_keys,
+        fingerprint_keys(settings.event_signing_keys),
+    )
 
     @app.teardown_appcontext
     def remove_session(_exc):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
 import re
 
@@ -21,10 +22,22 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
 
 
-def _fingerprint() -> str:
+def fingerprint_keys(signing_keys: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The keys fingerprints are made with, one derived from each event signing key (newest
+    first), so a rotation of those keys keeps the fingerprints already stored."""
+    return tuple(
+        hmac.new(k.encode(), b"kube idempotency fingerprint", hashlib.sha256).digest()
+        for k in signing_keys
+    )
+
+
+def _fingerprints(keys: tuple[bytes, ...]) -> list[str]:
     """What makes two requests the same request: method, path, query and content, and the
     caller's rights (so a replay never gives one token's answer to another with other
-    roles or another region, even under the same `sub`)."""
+    roles or another region, even under the same `sub`), as a keyed hash (HMAC-SHA256)
+    under each key, the newest first. Keyed, because a body may hold nothing but a NIK
+    (`POST /members/search`): a plain hash of it could be matched by anyone holding the
+    table by trying NIKs."""
     principal = g.principal
     rights = f"{','.join(sorted(principal.roles))}@{principal.region or '*'}"
     parts: list[bytes | str] = [request.method, request.full_path, rights]
@@ -36,15 +49,20 @@ def _fingerprint() -> str:
             upload.stream.seek(0)
     else:
         parts.append(request.get_data(cache=True))
-    digest = hashlib.sha256()
+    digests = [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
     for part in parts:
-        digest.update(part if isinstance(part, bytes) else part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+        chunk = part if isinstance(part, bytes) else part.encode()
+        for digest in digests:
+            digest.update(chunk)
+            digest.update(b"\0")
+    return [digest.hexdigest() for digest in digests]
 
 
-def init_idempotency(app: Flask, db: Database, model: type) -> None:
-    """Honour Idempotency-Key on POST (register after authentication)."""
+def init_idempotency(app: Flask, db: Database, model: type, keys: tuple[bytes, ...]) -> None:
+    """Honour Idempotency-Key on POST (register after authentication); `keys` make the
+    requests' fingerprints (`fingerprint_keys`)."""
+    if not keys:
+        raise ValueError("Idempotency fingerprints need at least one key.")
 
     @app.before_request
     def replay_or_reserve():
@@ -54,10 +72,10 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
             return None
         if not _KEY.match(key):
             raise Malformed(f"{HEADER} must be 1 to 200 visible ASCII characters.")
-        fingerprint = _fingerprint()
+        fingerprints = _fingerprints(keys)
         earlier = db.session.get(model, (key, principal.sub))
         if earlier is not None:
-            if earlier.fingerprint != fingerprint:
+            if earlier.fingerprint not in fingerprints:
                 raise InvalidInput.field(HEADER, "This key was used for a different request.")
             if earlier.status_code is None:
                 raise Conflict(f"A request with this {HEADER} is still being processed.")
@@ -66,7 +84,7 @@ def init_idempotency(app: Flask, db: Database, model: type) -> None:
             return response
         # Added to the request's session: it commits together with the handler's change, so a
         # change without its key (or a key without its change) cannot happen.
-        db.session.add(model(key=key, subject=principal.sub, fingerprint=fingerprint))
+        db.session.add(model(key=key, subject=principal.sub, fingerprint=fingerprints[0]))
         g.idempotency_key = (key, principal.sub)
         return None
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 
 import pytest
 from sqlalchemy import text
+
+from shared.idempotency import fingerprint_keys
 
 
 def groups_named(apps, name: str) -> int:
@@ -100,4 +105,50 @@ def test_a_key_replays_only_to_a_caller_with_the_same_rights(clients, auth, apps
     other = post_group(clients, auth("pendamping", region="6471", sub="same"), name, key)
     assert other.status_code == 422
     assert "Idempotency-Key" in {e["field"] for e in other.json["errors"]}
+    assert groups_named(apps, name) == 1
+
+
+def stored_fingerprint(apps, key: str) -> str:
+    with apps["registry"].extensions["kube"].db.transaction() as session:
+        return session.execute(
+            text("SELECT fingerprint FROM idempotency_keys WHERE key = :k"), {"k": key}
+        ).scalar_one()
+
+
+def test_a_fingerprint_is_keyed_so_a_stolen_table_cannot_be_matched_by_trying_niks(
+    clients, auth, apps
+):
+    # A search's body is nothing but the NIK: an unkeyed hash of the request would let
+    # anyone holding the table find the NIK by hashing candidates.
+    key, nik = str(uuid.uuid4()), "6472015507900003"
+    headers = {**auth("verifikator", region="6472", sub="searcher"), "Idempotency-Key": key}
+    body = json.dumps({"nik": nik}).encode()
+    sent = clients["registry"].post(
+        "/api/v1/members/search", data=body, content_type="application/json", headers=headers
+    )
+    assert sent.status_code == 200
+    parts = [b"POST", b"/api/v1/members/search?", b"verifikator@6472", body]
+    message = b"".join(part + b"\0" for part in parts)
+    stored = stored_fingerprint(apps, key)
+    assert stored != hashlib.sha256(message).hexdigest()
+    signing_key = apps["registry"].extensions["kube"].settings.event_signing_keys[0]
+    assert stored == hmac.new(fingerprint_keys((signing_key,))[0], message, "sha256").hexdigest()
+
+
+@pytest.mark.commits  # a second app, on its own connections, reads the first one's key
+def test_a_key_still_replays_after_the_signing_keys_are_rotated(apps, auth, unique):
+    from services.registry import create_app
+    from shared.config import load_settings
+
+    headers, name, key = auth("pendamping", region="6472"), unique(), str(uuid.uuid4())
+    first = post_group({"registry": apps["registry"].test_client()}, headers, name, key)
+    assert first.status_code == 201
+    old = apps["registry"].extensions["kube"].settings.event_signing_keys
+    rotated = create_app(load_settings("registry", event_signing_keys=("a-newer-key", *old)))
+    try:
+        again = post_group({"registry": rotated.test_client()}, headers, name, key)
+    finally:
+        rotated.extensions["kube"].db.dispose()
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
     assert groups_named(apps, name) == 1
