@@ -15,6 +15,7 @@ from apispec import BasePlugin
 from flask_smorest.utils import prepare_response
 
 from shared.auth import require_roles
+from shared.errors import NotPermitted
 from shared.problems import PROBLEM_JSON, ProblemSchema
 from shared.tokens import ROLES
 from shared.validation import Choice
@@ -112,6 +113,8 @@ PARAMETERS: dict[str, dict] = {
 _HINTS = "x-kube-operation"  # carries an Operation from the Blueprint to the plugin
 # The vendor extension listing the roles an operation admits (absent: no bearer token taken).
 ROLES_EXTENSION = "x-roles"
+# Present (true) on an operation only a nationwide token may call.
+NATIONWIDE_EXTENSION = "x-nationwide"
 
 
 @dataclass(frozen=True)
@@ -124,13 +127,16 @@ class Operation:
     if_match: bool = False
     etag: bool = False
     location: bool = False
+    # Why only a nationwide token (region "*") may call it, whatever its role (it reads every
+    # region's data, or changes what every region shares); None: any region's token may.
+    nationwide: str | None = None
 
     def statuses(self, method: str, path: str, *, body: bool, query: bool) -> set[int]:
         """Every problem status the operation can answer."""
         statuses = {401, 503, *self.problems}
         # A token names known roles only, so an operation admitting every role never
         # answers 403 for the role.
-        if self.roles and set(self.roles) != set(ROLES):
+        if (self.roles and set(self.roles) != set(ROLES)) or self.nationwide is not None:
             statuses.add(403)
         if "{" in path:
             statuses.add(404)
@@ -160,13 +166,21 @@ class Blueprint(flask_smorest.Blueprint):
         if_match: bool = False,
         etag: bool = False,
         location: bool = False,
+        nationwide: str | None = None,
     ):
         """Name an operation and say what it does beyond its schemas: the roles it admits
-        (checked here, after its input is read: 403 for any other), other statuses its domain
-        answers, whether it requires If-Match, whether it sets ETag and Location. Put it
-        directly above the method."""
+        (checked here, after its input is read: 403 for any other), why only a nationwide
+        token may call it if so (403 for a regional one), other statuses its domain answers,
+        whether it requires If-Match, whether it sets ETag and Location. Put it directly
+        above the method."""
         described = Operation(
-            operation_id, tuple(roles), tuple(sorted(set(problems))), if_match, etag, location
+            operation_id,
+            tuple(roles),
+            tuple(sorted(set(problems))),
+            if_match,
+            etag,
+            location,
+            nationwide,
         )
         unknown = set(described.roles) - set(ROLES)
         if unknown:
@@ -174,18 +188,21 @@ class Blueprint(flask_smorest.Blueprint):
 
         def decorator(func):
             if described.roles:
-                func = _admitting(described.roles, func)
+                func = _admitting(described.roles, func, nationwide=described.nationwide)
             return self.doc(operationId=operation_id, **{_HINTS: described})(func)
 
         return decorator
 
 
-def _admitting(roles: tuple[str, ...], func):
-    """`func`, refusing a caller who holds none of `roles` (403) before it runs."""
+def _admitting(roles: tuple[str, ...], func, *, nationwide: str | None = None):
+    """`func`, refusing a caller who holds none of `roles`, or (`nationwide`: why) whose token
+    is for one region only (403), before it runs."""
 
     @functools.wraps(func)
     def admitted(*args, **kwargs):
-        require_roles(*roles)
+        principal = require_roles(*roles)
+        if nationwide is not None and not principal.scope.nationwide:
+            raise NotPermitted(f'{nationwide}: it needs a nationwide token (region "*").')
         return func(*args, **kwargs)
 
     return admitted
@@ -207,7 +224,12 @@ def _complete(method: str, path: str, operation: dict, described: Operation) -> 
     body = "requestBody" in operation
     if described.roles:
         roles = ", ".join(described.roles)
-        operation["description"] = f"{operation.get('description', '')}\n\nRoles: {roles}.".lstrip()
+        nationwide = "Nationwide tokens only (region `*`). " if described.nationwide else ""
+        operation["description"] = (
+            f"{operation.get('description', '')}\n\n{nationwide}Roles: {roles}.".lstrip()
+        )
+        if described.nationwide:
+            operation[NATIONWIDE_EXTENSION] = True
         # The same, for machines: a client (or the access-matrix test) reads who may call what.
         operation[ROLES_EXTENSION] = [role for role in ROLES if role in described.roles]
     responses = operation.setdefault("responses", {})

@@ -9,8 +9,6 @@ from sqlalchemy import select
 from webargs.fields import DelimitedList
 
 from shared.api import Blueprint
-from shared.auth import current_principal
-from shared.errors import NotPermitted
 from shared.events.contracts import CONTRACTS
 from shared.events.feed import Position, feed_head, read_feed
 from shared.http import current_context
@@ -92,15 +90,14 @@ def event_blueprint() -> Blueprint:
     class Feed(MethodView):
         @blp.arguments(FeedQuery, location="query")
         @blp.response(200, EventFeed)
-        @blp.operation("read_event_feed", roles=("service",))
+        @blp.operation(
+            "read_event_feed",
+            roles=("service",),
+            nationwide="The event feed carries every region's events",
+        )
         def get(self, args):
             """Read this service's events in commit order (internal services only, with a
             nationwide token: the feed carries every region's events, contacts included)."""
-            if not current_principal().scope.nationwide:
-                raise NotPermitted(
-                    "The event feed carries every region's events: it needs a nationwide "
-                    'service token (region "*").'
-                )
             context = current_context()
             outbox, session = context.tables.outbox, context.db.session
             rows = read_feed(session, outbox, args["after"], args["types"], args["limit"])

@@ -225,6 +225,28 @@ def test_a_regional_auditor_lists_only_its_own_members_opted_out_numbers(clients
     assert set(masked.values()) <= listed("admin", "*")
 
 
+def test_a_regional_admin_lets_sms_reach_again_only_its_own_members_numbers(clients, apps, auth):
+    _, here, _ = reachable_group(apps, members=1, region_code="6472011001")
+    _, there, _ = reachable_group(apps, members=1, region_code="3374011001")
+    stranger = phone()
+    for number in (*here, *there, stranger):
+        opted_out(apps, number)
+    client, samarinda = clients["notifications"], auth("admin", region="6472")
+
+    assert client.delete(f"/api/v1/opt-outs/{here[0]}", headers=samarinda).status_code == 204
+    for elsewhere in (there[0], stranger):
+        refused = client.delete(f"/api/v1/opt-outs/{elsewhere}", headers=samarinda)
+        assert refused.status_code == 404
+        assert elsewhere[3:] not in refused.get_data(as_text=True)
+    listed = client.get(
+        "/api/v1/opt-outs", query_string={"page_size": 100}, headers=auth("admin", region="*")
+    ).json["items"]
+    still = {o["phone"] for o in listed}
+    masked = {n: n[:6] + "****" + n[-4:] for n in (*here, *there, stranger)}
+    assert masked[here[0]] not in still
+    assert {masked[there[0]], masked[stranger]} <= still
+
+
 def test_mailboxes_are_one_per_region_and_role(clients, auth):
     client = clients["notifications"]
     body = {

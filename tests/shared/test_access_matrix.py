@@ -40,8 +40,6 @@ BEARER = [{"bearerAuth": []}]
 # Operations whose roles the grant workflow narrows per action: a role in x-roles may still
 # be refused (403) the one action the matrix sends (`submit`, the pendamping's).
 NARROWED_BY_WORKFLOW = {"transition_grant"}
-# Operations that serve every region at once: a token scoped to one region gets a 403.
-NATIONWIDE_ONLY = {"read_event_feed"}
 # A region code of Kalimantan Timur as a JSON string (2 to 10 digits starting 64).
 REGION_A_CODE = re.compile(r'"64(\d{2}|\d{4}|\d{8})?"')
 
@@ -107,6 +105,9 @@ class Operation:
     operation_id: str
     roles: tuple[str, ...] | None  # None: not a bearer-token operation
     has_body: bool
+    # It reads every region's data or changes what every region shares (`x-nationwide`): a
+    # token scoped to one region gets a 403.
+    nationwide: bool = False
 
     @property
     def parameters(self) -> list[str]:
@@ -123,7 +124,13 @@ def operations(service: str, document: dict) -> list[Operation]:
                 roles = tuple(spec["x-roles"]) if bearer else None
                 found.append(
                     Operation(
-                        service, method, path, spec["operationId"], roles, "requestBody" in spec
+                        service,
+                        method,
+                        path,
+                        spec["operationId"],
+                        roles,
+                        "requestBody" in spec,
+                        spec.get("x-nationwide", False),
                     )
                 )
     return found
@@ -507,8 +514,8 @@ def judge(operation: Operation, caller: Caller, response, sent: str, seeded: See
         return "its own secret was refused" if refused else None
     if caller.role not in operation.roles:
         return None if status == 403 else f"expected 403 ({caller.role} not in x-roles)"
-    if operation.operation_id in NATIONWIDE_ONLY and caller.region != NATIONWIDE:
-        return None if status == 403 else "a regional token read a nationwide operation"
+    if operation.nationwide and caller.region != NATIONWIDE:
+        return None if status == 403 else "a regional token called a nationwide operation"
     narrowed = status == 403 and operation.operation_id in NARROWED_BY_WORKFLOW
     if refused and not narrowed:
         return f"refused a role in x-roles ({caller.role})"

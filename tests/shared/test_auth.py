@@ -267,3 +267,20 @@ def test_a_remembered_token_still_expires_and_a_changed_one_is_checked_again():
     time.sleep(max(0.0, expires - time.time()) + 0.05)
     with pytest.raises(Unauthenticated, match="expired"):
         verifier.verify(token)
+
+
+def test_a_regional_admin_may_not_change_what_every_region_shares(clients, auth):
+    regional = auth("admin", region="64")
+    answers = {
+        "grants leave days": clients["grants"].put(
+            "/api/v1/calendar/2027",
+            json={"days": [{"day": "2027-12-24", "description": "Cuti bersama Natal"}]},
+            headers=regional,
+        ),
+        "message rules": clients["notifications"].put(
+            "/api/v1/rules", json={"rules": []}, headers=regional
+        ),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code == 403, what
+        assert 'it needs a nationwide token (region "*")' in answer.json["detail"], what

@@ -141,7 +141,10 @@ def test_every_bearer_operation_names_the_roles_it_admits_in_x_roles(documents, 
         assert operation["description"].endswith("."), where
         stated = operation["description"].rsplit("Roles: ", 1)[1].rstrip(".").split(", ")
         assert sorted(stated) == sorted(roles), where
-        assert ("403" in operation["responses"]) == (set(roles) != set(ROLES)), where
+        # A regional token is refused an operation for nationwide tokens only, whatever its role.
+        nationwide = operation.get("x-nationwide", False)
+        assert nationwide == ("Nationwide tokens only" in operation["description"]), where
+        assert ("403" in operation["responses"]) == (set(roles) != set(ROLES) or nationwide), where
 
 
 def test_etag_location_and_if_match_are_described_where_they_are_used(documents):

@@ -36,7 +36,11 @@ class CalendarYear(MethodView):
 
     @blp.arguments(LeaveDaysInput)
     @blp.response(200, CalendarSchema)
-    @blp.operation("set_leave_days", roles=("admin",))
+    @blp.operation(
+        "set_leave_days",
+        roles=("admin",),
+        nationwide="The leave days count in every region's deadlines",
+    )
     def put(self, data, year: int):
         """Set a year's collective leave days (cuti bersama), as the joint decree lists them;
         deadlines counted from now on skip them."""

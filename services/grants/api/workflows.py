@@ -59,7 +59,11 @@ class Workflows(MethodView):
 class WorkflowVersions(MethodView):
     @blp.arguments(DefinitionShape)
     @blp.response(201, WorkflowSchema)
-    @blp.operation("add_workflow_version", roles=("admin",))
+    @blp.operation(
+        "add_workflow_version",
+        roles=("admin",),
+        nationwide="A workflow version is every region's",
+    )
     def post(self, _loaded, key: str):
         """Store a new version of a route; new applications take it, running ones keep
         theirs."""

@@ -22,7 +22,7 @@ from services.notifications.tasks import send_deliveries
 from shared.api import Blueprint
 from shared.auth import current_principal
 from shared.db import utcnow
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, NotFound
 from shared.http import commit_with_response, current_context
 from shared.pagination import PageArgs, page_of, paginate
 from shared.phones import NotAMobileNumber, indonesian_mobile
@@ -111,12 +111,7 @@ class OptOuts(MethodView):
         scope = current_principal().scope
         statement = select(OptOut).order_by(OptOut.created_at.desc(), OptOut.phone)
         if not scope.nationwide:
-            members_here = (
-                select(Contact.phone)
-                .join(RecipientGroup, RecipientGroup.id == Contact.group_id)
-                .where(scope.where(RecipientGroup.region_code))
-            )
-            statement = statement.where(OptOut.phone.in_(members_here))
+            statement = statement.where(OptOut.phone.in_(_members_numbers(scope)))
         page = paginate(current_context().db.session, statement, args["page"], args["page_size"])
         return {**page, "items": [opt_out_view(o) for o in page["items"]]}
 
@@ -140,10 +135,27 @@ class OptOutByPhone(MethodView):
     @opt_outs_blp.response(204)
     @opt_outs_blp.operation("remove_opt_out", roles=OPT_OUT_KEEPERS)
     def delete(self, phone: str):
-        """Let SMS reach a number again."""
+        """Let SMS reach a number again. A regional caller may do so only for a number of a
+        member of a group in its region (404 otherwise): the one who asked for no more SMS
+        may live anywhere."""
         session = current_context().db.session
-        session.execute(delete(OptOut).where(OptOut.phone == normalize_phone(phone)))
+        number, scope = normalize_phone(phone), current_principal().scope
+        if not scope.nationwide and (
+            session.scalar(_members_numbers(scope).where(Contact.phone == number).limit(1)) is None
+        ):
+            raise NotFound("No member of a group in your region has this number.")
+        session.execute(delete(OptOut).where(OptOut.phone == number))
         commit_with_response()
+
+
+def _members_numbers(scope):
+    """The phone numbers of the members of groups in `scope` (a number belongs to no region
+    by itself)."""
+    return (
+        select(Contact.phone)
+        .join(RecipientGroup, RecipientGroup.id == Contact.group_id)
+        .where(scope.where(RecipientGroup.region_code))
+    )
 
 
 @mailboxes_blp.route("")

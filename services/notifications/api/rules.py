@@ -61,7 +61,11 @@ class Rules(MethodView):
 
     @rules_blp.arguments(RulesSchema)
     @rules_blp.response(200, RulesSchema)
-    @rules_blp.operation("replace_rules", roles=("admin",))
+    @rules_blp.operation(
+        "replace_rules",
+        roles=("admin",),
+        nationwide="The message rules are every region's",
+    )
     def put(self, data):
         """Replace every rule (events from now on follow the new ones). Each names an existing
         template, and no event and stage has two rules for one audience and channel."""
@@ -109,7 +113,11 @@ class TemplateById(MethodView):
 
     @templates_blp.arguments(TemplateInput)
     @templates_blp.response(200, TemplateSchema)
-    @templates_blp.operation("update_template", roles=("admin",))
+    @templates_blp.operation(
+        "update_template",
+        roles=("admin",),
+        nationwide="A template is every region's",
+    )
     def put(self, data, template_id: uuid.UUID):
         """Save a new version of a template; one that does not render with the sample data is
         refused (422) now, not when a message is due."""
