@@ -54,6 +54,7 @@ from notifications import Report as NotificationsReport
 
 # Helpers of the other benchmarks, beside this script (run as `python bench/dashboard.py`).
 from registry import (
+    add_server_arguments,
     bench_environment,
     load_average,
     log_tail,
@@ -181,17 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=REGION_FILE,
         help="Kemendagri region CSV (default %(default)s); synthetic codes when absent",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
-        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL; default $REDIS_URL if it answers, else a private Redis (the run's keys "
-        "carry their own prefix and are deleted at the end)",
+    add_server_arguments(
+        parser, redis="the run's keys carry their own prefix and are deleted at the end"
     )
     parser.add_argument(
         "--seed", type=int, default=2026, help="seed of the generated data (default %(default)s)"

@@ -45,6 +45,7 @@ from notifications import (
 )
 from registry import (
     PersonFactory,
+    add_server_arguments,
     load_average,
     machine_facts,
     percentile,
@@ -103,17 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="gunicorn sync workers of the registry (default %(default)s)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL; default $BENCH_DATABASE_URL, else $TEST_DATABASE_URL, "
-        "else an embedded PostgreSQL in .local/bench-postgres",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL; default $REDIS_URL if it answers, else a private Redis",
-    )
+    add_server_arguments(parser)
     parser.add_argument("--keep", action="store_true", help="keep the databases and logs")
     return parser.parse_args(argv)
 

@@ -39,6 +39,7 @@ import requests
 
 # Helpers of the registry benchmark, beside this script (run as `python bench/grants.py`).
 from registry import (
+    add_server_arguments,
     backend_pids,
     child_pids,
     load_average,
@@ -147,17 +148,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"measured; deployments keep gunicorn's own {DEPLOYED_WORKER_TIMEOUT} s, and the run "
         "says when the decree took longer",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
-        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL; default $REDIS_URL if it answers, else a private Redis (the run's "
-        "keys carry their own prefix and are deleted at the end)",
+    add_server_arguments(
+        parser, redis="the run's keys carry their own prefix and are deleted at the end"
     )
     parser.add_argument(
         "--seed", type=int, default=2026, help="seed of the generated data (default %(default)s)"

@@ -47,6 +47,7 @@ import requests
 # Helpers of the registry benchmark, beside this script (run as `python bench/notifications.py`).
 from celery_probe import PONG, probe_celery
 from registry import (
+    add_server_arguments,
     backend_pids,
     child_pids,
     load_average,
@@ -154,17 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="gunicorn sync workers of the grant service (default %(default)s)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
-        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL; default $REDIS_URL if it answers, else a private Redis (the run's "
-        "keys and queues carry their own prefix and are deleted at the end)",
+    add_server_arguments(
+        parser, redis="the run's keys and queues carry their own prefix and are deleted at the end"
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases and the process logs afterwards"

@@ -125,6 +125,24 @@ CSV_COLUMNS = (
 # --- Options --------------------------------------------------------------------------------
 
 
+def add_server_arguments(parser: argparse.ArgumentParser, *, redis: str | None = "") -> None:
+    """--database-url, and --redis-url unless `redis` is None, as every bench script takes
+    them; `redis`: what the script does with its keys, added to that option's help."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
+        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
+        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
+    )
+    if redis is not None:
+        parser.add_argument(
+            "--redis-url",
+            default=os.environ.get("REDIS_URL"),
+            help="Redis URL; default $REDIS_URL if it answers, else a private Redis"
+            + (f" ({redis})" if redis else ""),
+        )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, with every default documented in --help."""
     parser = argparse.ArgumentParser(
@@ -158,17 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="gunicorn sync workers (default %(default)s)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL (any database on it); default $BENCH_DATABASE_URL, else "
-        "$TEST_DATABASE_URL, else an embedded PostgreSQL in .local/bench-postgres",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL; default $REDIS_URL if it answers, else a private Redis",
-    )
+    add_server_arguments(parser)
     parser.add_argument(
         "--regions",
         type=Path,

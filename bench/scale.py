@@ -32,6 +32,7 @@ from registry import (
     OFFICERS,
     PersonFactory,
     Report,
+    add_server_arguments,
     bench_environment,
     load_average,
     log_tail,
@@ -75,11 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gunicorn-workers", type=int, default=2, help="(default %(default)s)")
     parser.add_argument("--regions", type=Path, default=REGION_FILE, help="(default %(default)s)")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"),
-        help="PostgreSQL server URL; default $BENCH_DATABASE_URL, else $TEST_DATABASE_URL",
-    )
+    add_server_arguments(parser, redis=None)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     return parser.parse_args(argv)
 
