@@ -74,16 +74,20 @@ def main() -> None:
             30,
         )
         print("smoke: demo data seeded and seen by grants")
-        if not any(f"127.0.0.1:{DASHBOARD}/masuk?token=" in line for line in output):
-            raise SystemExit("smoke: make run printed no dashboard sign-in links")
+        # The sign-in links and the walk-through follow the banner, once `make run` has found
+        # the demo's submitted application: wait for them, do not look once.
+        wait(
+            lambda: any(f"127.0.0.1:{DASHBOARD}/masuk?token=" in line for line in output),
+            "make run's dashboard sign-in links",
+            60,
+        )
         overview = requests.get(f"http://127.0.0.1:{DASHBOARD}/", timeout=10, allow_redirects=False)
         if overview.status_code != 302 or "/masuk" not in overview.headers.get("Location", ""):
             raise SystemExit(
                 f"smoke: the dashboard did not ask for sign-in ({overview.status_code})"
             )
         print("smoke: dashboard up")
-        if not any("Walk-through:" in line for line in output):
-            raise SystemExit("smoke: make run printed no walk-through")
+        wait(lambda: any("Walk-through:" in line for line in output), "make run's walk-through", 60)
         # The walk-through as a user takes it: the demo's submitted application to `closed`
         # through the Python client, and the group's messages about it delivered.
         walk = subprocess.run(

@@ -80,10 +80,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter(service))
     root.addHandler(handler)
     root.setLevel(level)
-    # Our lines carry neither the process id nor the process's name; collecting them for
-    # every record costs a system call (os.getpid), a tenth of an access log line here.
-    # Python's documented switches (logging's "Optimization" notes) stop it.
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     # werkzeug's own access log would duplicate our per-request line.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

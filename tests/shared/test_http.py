@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 from hypothesis import given
@@ -89,6 +90,19 @@ def test_personal_data_is_masked_in_log_lines():
     line = mask_personal_data("nik=6472015507900003 phone=+6281234567890 kk 6472010101010001")
     assert "6472015507900003" not in line and "6472********0003" in line
     assert "81234567890" not in line and line.count("890") == 1
+
+
+def test_our_log_set_up_leaves_the_process_id_to_other_handlers_formats():
+    """gunicorn formats its own lines with `%(process)d`: configuring our JSON lines must not
+    stop records from carrying the process id (a record without it broke every such line)."""
+    from shared.logs import configure_logging
+
+    configure_logging("registry")
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Booting worker", None, None
+    )
+    line = logging.Formatter("[%(process)d] [%(processName)s] %(message)s").format(record)
+    assert line == f"[{os.getpid()}] [MainProcess] Booting worker"
 
 
 @pytest.mark.parametrize(
