@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import bindparam, column, select, table, text, update
 
 from shared.config import sqlalchemy_url
-from shared.db import Database
+from shared.db import Database, driver_cursor
 
 
 def create_app() -> Flask:
@@ -60,7 +60,7 @@ def create_app() -> Flask:
     def read_lean(row_id):
         with (
             db.reading() as connection,
-            connection.connection.driver_connection.cursor(row_factory=dict_row) as cursor,
+            driver_cursor(connection, row_factory=dict_row) as cursor,
         ):
             row = cursor.execute(lean_read_row, {"row_id": row_id}).fetchone()
         if row is None:
